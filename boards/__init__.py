@@ -1,0 +1,1 @@
+"""Board tops and build entry points."""

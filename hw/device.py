@@ -1,0 +1,220 @@
+"""The device-side interface of the transport (decisions.md D10), in one place.
+
+Device logic (a network port, a block store, an accelerator) connects to the transport through
+one port, ``transport.device``, whose signature is :class:`DeviceSignature`. A device block
+declares the flipped signature and is wired in one line::
+
+    class MyDevice(wiring.Component):
+        def __init__(self):
+            super().__init__({"transport": In(DeviceSignature(num_queues=2, config_size=16))})
+
+    m.submodules.transport = transport = VirtioMMIOTransport(..., num_queues=2, config_size=16)
+    m.submodules.device    = device    = MyDevice()
+    wiring.connect(m, transport.device, device.transport)
+
+How device logic uses it
+------------------------
+* **Queues.** ``queues[q].ready`` is the driver's QueueReady. While it is 1, ``size``, ``desc``,
+  ``driver`` and ``device`` hold the ring's size and its three area addresses and do not change
+  (the transport ignores writes to them while the queue is ready). The device must not touch a
+  ring whose ``ready`` is 0 (virtio 1.2 §4.2.2.1).
+* **Notifications.** ``notify`` is a stream of available-buffer notifications (queue index and,
+  with VIRTIO_F_NOTIFICATION_DATA, ``next_off``/``next_wrap``). The device may hold ``ready``
+  low as long as it likes: notifications for the same queue coalesce (latest data wins), none is
+  lost.
+* **Used buffers.** Pulse ``queues[q].used`` for one cycle (or hold it; every cycle counts as an
+  event) after putting buffers in the used ring. The transport raises the interrupt (the wired
+  interrupt, or the queue's MSI vector). Events for a queue that is not ready are ignored.
+* **Configuration.** ``config`` carries the driver's config-space accesses. ``addr`` is the word
+  index within config space, ``sel`` the byte enables. A write is presented for one cycle with
+  ``w_stb``. A read is presented for one cycle with ``r_stb``; ``r_data`` is sampled on the next
+  cycle (the latency of a synchronous memory read port). The transport never waits longer, so an
+  absent or stuck device cannot hang the host bus. Pulse ``config_change`` after changing the
+  configuration: it bumps ConfigGeneration and raises a configuration-change interrupt.
+* **Status.** ``status`` is the device status byte; ``features`` the features the driver accepted
+  (stable once FEATURES_OK is set). ``reset`` pulses for one cycle when the driver resets the
+  device (Status written with 0): device logic clears its state then.
+* **Errors.** Pulse ``needs_reset`` to set DEVICE_NEEDS_RESET; with DRIVER_OK set this also raises
+  a configuration-change interrupt (virtio 1.2 §2.1.2).
+
+Inputs left at zero give a working, idle device.
+"""
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .regmap import Status
+
+
+__all__ = ["Notification", "ConfigPortSignature", "QueueSignature", "DeviceSignature",
+           "QUEUE_SIZE_WIDTH", "ADDRESS_WIDTH"]
+
+
+#: Width of QueueNum / QueueNumMax values (queue sizes up to 32768, virtio 1.2 §2.7).
+QUEUE_SIZE_WIDTH = 16
+
+#: Width of the ring area addresses.
+ADDRESS_WIDTH = 64
+
+
+class Notification(data.Struct):
+    """An available-buffer notification as the device sees it.
+
+    The layout matches ``notifications-le.c`` (virtio 1.2 §4.2.3.3): ``queue`` is the queue index;
+    ``next_off`` and ``next_wrap`` are zero unless VIRTIO_F_NOTIFICATION_DATA was negotiated.
+    """
+    queue:     16
+    next_off:  15
+    next_wrap: 1
+
+
+class ConfigPortSignature(wiring.Signature):
+    """Config-space access port, from the transport's side.
+
+    Parameters
+    ----------
+    config_size : int
+        Size of config space in bytes (a multiple of 4).
+
+    Members
+    -------
+    addr : Out(range(words))
+        Word index within config space.
+    sel : Out(4)
+        Byte enables of the access.
+    w_stb : Out(1)
+        A write of ``w_data`` under ``sel`` to ``addr``, for one cycle.
+    w_data : Out(32)
+    r_stb : Out(1)
+        A read of ``addr``, for one cycle.
+    r_data : In(32)
+        Read data, sampled on the cycle after ``r_stb``.
+    """
+    def __init__(self, *, config_size):
+        if not isinstance(config_size, int) or config_size < 0 or config_size % 4:
+            raise ValueError(f"config_size must be a non-negative multiple of 4, not {config_size!r}")
+        self._config_size = config_size
+        super().__init__({
+            "addr":   Out(range(max(1, config_size // 4))),
+            "sel":    Out(4),
+            "w_stb":  Out(1),
+            "w_data": Out(32),
+            "r_stb":  Out(1),
+            "r_data": In(32),
+        })
+
+    @property
+    def config_size(self):
+        return self._config_size
+
+    def __eq__(self, other):
+        return isinstance(other, ConfigPortSignature) and other.config_size == self.config_size
+
+    def __hash__(self):
+        return hash((type(self), self._config_size))
+
+    def __repr__(self):
+        return f"ConfigPortSignature(config_size={self.config_size})"
+
+
+class QueueSignature(wiring.Signature):
+    """One virtqueue's configuration and used-buffer event, from the transport's side.
+
+    Members
+    -------
+    ready : Out(1)
+        QueueReady.
+    size : Out(16)
+        QueueNum.
+    desc, driver, device : Out(64)
+        Descriptor, Driver and Device Area addresses.
+    used : In(1)
+        Used-buffer event: the device put buffers in this queue's used ring.
+    """
+    def __init__(self):
+        super().__init__({
+            "ready":  Out(1),
+            "size":   Out(QUEUE_SIZE_WIDTH),
+            "desc":   Out(ADDRESS_WIDTH),
+            "driver": Out(ADDRESS_WIDTH),
+            "device": Out(ADDRESS_WIDTH),
+            "used":   In(1),
+        })
+
+    def __eq__(self, other):
+        return type(other) is QueueSignature
+
+    def __hash__(self):
+        return hash(type(self))
+
+    def __repr__(self):
+        return "QueueSignature()"
+
+
+class DeviceSignature(wiring.Signature):
+    """Everything device logic sees of the transport, from the transport's side.
+
+    Parameters
+    ----------
+    num_queues : int
+    config_size : int
+    feature_words : int
+        Number of 32-bit feature words (2 for 64 feature bits).
+
+    Members
+    -------
+    queues : Out(QueueSignature()).array(num_queues)
+    notify : Out(stream.Signature(Notification))
+    config : Out(ConfigPortSignature(config_size=config_size))
+    config_change : In(1)
+    needs_reset : In(1)
+    status : Out(Status)
+    features : Out(32 * feature_words)
+        Features accepted by the driver.
+    reset : Out(1)
+        One-cycle pulse when the driver resets the device.
+    """
+    def __init__(self, *, num_queues, config_size, feature_words=2):
+        if not isinstance(num_queues, int) or num_queues < 1:
+            raise ValueError(f"num_queues must be a positive integer, not {num_queues!r}")
+        if not isinstance(feature_words, int) or feature_words < 2:
+            raise ValueError(f"feature_words must be an integer of at least 2, not {feature_words!r}")
+        self._num_queues = num_queues
+        self._config_size = config_size
+        self._feature_words = feature_words
+        super().__init__({
+            "queues":        Out(QueueSignature()).array(num_queues),
+            "notify":        Out(stream.Signature(Notification)),
+            "config":        Out(ConfigPortSignature(config_size=config_size)),
+            "config_change": In(1),
+            "needs_reset":   In(1),
+            "status":        Out(Status),
+            "features":      Out(unsigned(32 * feature_words)),
+            "reset":         Out(1),
+        })
+
+    @property
+    def num_queues(self):
+        return self._num_queues
+
+    @property
+    def config_size(self):
+        return self._config_size
+
+    @property
+    def feature_words(self):
+        return self._feature_words
+
+    def _key(self):
+        return (self._num_queues, self._config_size, self._feature_words)
+
+    def __eq__(self, other):
+        return isinstance(other, DeviceSignature) and other._key() == self._key()
+
+    def __hash__(self):
+        return hash((type(self),) + self._key())
+
+    def __repr__(self):
+        return (f"DeviceSignature(num_queues={self._num_queues}, "
+                f"config_size={self._config_size}, feature_words={self._feature_words})")

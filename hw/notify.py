@@ -1,0 +1,108 @@
+"""Per-queue notification coalescing between the doorbells and the device side."""
+
+from amaranth.hdl import Array, Cat, Const, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .device import Notification
+
+
+__all__ = ["NotificationQueue"]
+
+
+class NotificationQueue(wiring.Component):
+    """Holds one pending notification per queue and hands them to the device side.
+
+    A doorbell for queue ``q`` sets ``q``'s pending bit and stores its data, replacing the data
+    of a notification still pending for ``q`` (decisions.md D9: the latest data wins). Pending
+    queues are offered on ``notify`` in round-robin order, so a queue that is rung continuously
+    cannot starve the others. Nothing is lost while ``notify.ready`` is low, and nothing is
+    invented: each delivered notification stands for at least one doorbell.
+
+    Doorbells for a queue that does not exist or whose ``queue_ready`` bit is 0 are dropped
+    (decisions.md D9), and a queue's pending notification is dropped when its ready bit falls
+    (the driver tore the queue down; the device must not touch it).
+
+    Parameters
+    ----------
+    num_queues : int
+    with_data : bool
+        Keep ``next_off``/``next_wrap`` (VIRTIO_F_NOTIFICATION_DATA offered). Without it the
+        delivered data fields are 0 and no storage is spent on them.
+
+    Members
+    -------
+    doorbell : In(stream.Signature(Notification, always_ready=True))
+        One cycle of ``valid`` per doorbell write.
+    queue_ready : In(num_queues)
+        QueueReady of every queue.
+    notify : Out(stream.Signature(Notification))
+        Notifications for the device.
+
+    Latency
+    -------
+    A doorbell in cycle N is offered on ``notify`` from cycle N+1 when the output register is
+    empty (or accepted in cycle N). The output is registered.
+    """
+    def __init__(self, *, num_queues, with_data=True):
+        if not isinstance(num_queues, int) or not 1 <= num_queues <= 0x10000:
+            raise ValueError(f"num_queues must be an integer from 1 to 65536, not {num_queues!r}")
+        self._num_queues = num_queues
+        self._with_data = bool(with_data)
+        super().__init__({
+            "doorbell":    In(stream.Signature(Notification, always_ready=True)),
+            "queue_ready": In(num_queues),
+            "notify":      Out(stream.Signature(Notification)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._num_queues
+
+        pending = Signal(n)
+        data    = Array(Signal(16, name=f"data{q}") for q in range(n))
+
+        # Round-robin grant: the lowest pending queue above the last one granted, else the lowest
+        # pending queue. `after` masks the queues above `last`.
+        last   = Signal(range(n))
+        after  = Signal(n)
+        for q in range(n):
+            m.d.comb += after[q].eq(q > last)
+        grant  = Signal(range(n))
+        any_pending = pending.any()
+        high = pending & after
+        with m.If(high.any()):
+            for q in reversed(range(n)):
+                with m.If(high[q]):
+                    m.d.comb += grant.eq(q)
+        with m.Else():
+            for q in reversed(range(n)):
+                with m.If(pending[q]):
+                    m.d.comb += grant.eq(q)
+
+        # Output register: loaded when empty or when its content is being accepted.
+        load = ~self.notify.valid | self.notify.ready
+        take = Signal(n)
+        with m.If(load):
+            m.d.sync += self.notify.valid.eq(any_pending)
+            m.d.sync += self.notify.p.queue.eq(grant)
+            if self._with_data:
+                m.d.sync += self.notify.p.as_value()[16:].eq(data[grant])
+            with m.If(any_pending):
+                m.d.sync += last.eq(grant)
+                m.d.comb += take.eq(1 << grant)
+
+        # Doorbell: a queue index outside the implemented range never matches `hit`.
+        hit = Signal(n)
+        with m.If(self.doorbell.valid):
+            for q in range(n):
+                m.d.comb += hit[q].eq(self.doorbell.p.queue == q)
+        ring = hit & self.queue_ready
+        with m.If(ring.any() & self._with_data):
+            m.d.sync += data[self.doorbell.p.queue[:max(1, (n - 1).bit_length())]].eq(
+                self.doorbell.p.as_value()[16:])
+
+        # A doorbell in the cycle its queue is taken pends again: the device gets both.
+        m.d.sync += pending.eq((pending & ~take | ring) & self.queue_ready)
+
+        return m

@@ -1,0 +1,528 @@
+"""The virtio-mmio device transport: register block, interrupt, doorbells, device side."""
+
+from collections.abc import Sequence
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out, flipped
+from amaranth.utils import ceil_log2
+
+from . import wishbone
+from .device import DeviceSignature, QUEUE_SIZE_WIDTH
+from .notify import NotificationQueue
+from .regmap import (CONFIG_OFFSET, MAGIC, VERSION, WINDOW_SIZE, PERSONALITIES, Feature,
+                     InterruptBit, RegisterMap, Status)
+
+
+__all__ = ["VirtioMMIOTransport"]
+
+
+#: Status bits the driver may set (virtio 1.2 §2.1). DEVICE_NEEDS_RESET belongs to the device;
+#: SUSPEND (16) needs VIRTIO_F_SUSPEND, which the transport refuses to offer.
+_DRIVER_STATUS = (Status.ACKNOWLEDGE | Status.DRIVER | Status.DRIVER_OK | Status.FEATURES_OK |
+                  Status.FAILED).value
+
+#: Feature bits the transport itself offers or owns; device_features may not contain them.
+_TRANSPORT_OWNED = {
+    Feature.MMIO_NOTIFICATION: "is offered by the transport when notify_base is set",
+    Feature.MMIO_MSI: "is offered by the transport when msi='v2'",
+    43: "(VIRTIO_F_SUSPEND) needs Status semantics the transport does not implement",
+}
+
+#: QueueDesc/Driver/Device registers: (register, QueueSignature member, 32-bit half).
+_QUEUE_ADDRESS_REGISTERS = (
+    ("QueueDescLow", "desc", 0), ("QueueDescHigh", "desc", 1),
+    ("QueueDriverLow", "driver", 0), ("QueueDriverHigh", "driver", 1),
+    ("QueueDeviceLow", "device", 0), ("QueueDeviceHigh", "device", 1),
+)
+
+_MAX_QUEUES = 1024
+_MAX_QUEUE_SIZE = 32768
+_MAX_SHM_REGIONS = 256
+
+
+def _bit(flag):
+    """Bit position of a one-bit :class:`~hw.regmap.Status` flag."""
+    return flag.value.bit_length() - 1
+
+
+def _check_u(name, value, bits):
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < (1 << bits):
+        raise ValueError(f"{name} must be an integer from 0 to {(1 << bits) - 1:#x}, not {value!r}")
+
+
+class VirtioMMIOTransport(wiring.Component):
+    """virtio-mmio device transport (virtio 1.2 §4.2) with optional per-queue notification
+    addresses.
+
+    A Wishbone target holds the virtio-mmio registers; the device side (:mod:`hw.device`) hands
+    the driver's queue configuration, notifications and config-space accesses to device logic and
+    takes its used-buffer and configuration-change events.
+
+    Parameters
+    ----------
+    device_id : int
+        DeviceID (virtio 1.2 §5). 0 is the placeholder "no device" that drivers skip.
+    vendor_id : int
+        VendorID.
+    device_features : int
+        Feature bits the device offers, besides those the transport adds itself
+        (VIRTIO_F_VERSION_1 always; bit 39 with notification addresses; bit 40 with ``msi="v2"``).
+        Ring features (e.g. RING_EVENT_IDX, RING_PACKED, NOTIFICATION_DATA) belong here when the
+        device logic implements them.
+    num_queues : int
+        Number of virtqueues, 1 to 1024.
+    queue_size_max : int or sequence of int
+        QueueNumMax, for all queues or one per queue; 1 to 32768.
+    config_size : int
+        Bytes of device-specific configuration space at 0x100, a multiple of 4, at most 0xf00.
+    shm_regions : sequence of (base, length)
+        Shared memory regions, by id. Absent ids read as all ones.
+    msi : None
+        Personality (decisions.md D1). ``None`` is the standard transport with the wired
+        interrupt.
+    notify_base : int or None
+        Byte offset of queue 0's doorbell, or ``None`` for the single QueueNotify register.
+    notify_multiplier : int
+        Distance in bytes between doorbells: 0 (one shared doorbell whose data names the queue) or
+        a power of two from 4 to 0x8000.
+
+    Members
+    -------
+    bus : In(wishbone.Signature(addr_width=...))
+        Host bus target. Classic Wishbone: one request at a time, held until ``ack``.
+    irq : Out(1)
+        Wired, level-sensitive interrupt: high while InterruptStatus is not 0.
+    device : Out(DeviceSignature(...))
+        The device side, see :mod:`hw.device`.
+
+    Latency
+    -------
+    Every access is acknowledged exactly once, whatever the address, byte enables or timing. A
+    request presented in cycle N is acknowledged in cycle N+1, except a config-space read, which
+    is acknowledged in cycle N+2 (the device's read data is sampled in cycle N+1). A write takes
+    effect at the end of cycle N, so the next access already sees it. ``ack`` is registered, so a
+    master that holds its next request at once gets one access every 2 cycles.
+
+    Operation
+    ---------
+    Access rules (decisions.md D8): control registers (below 0x100) are 32-bit; a write whose byte
+    enables are not all set is ignored and a read returns the whole word. Undefined offsets and
+    write-only registers read 0; writes to read-only registers and undefined offsets do nothing.
+    Config space takes 8/16/32-bit accesses, forwarded with their byte enables; offsets past
+    ``config_size`` read 0 and ignore writes.
+
+    Decisions where the sources are silent (documented here and in the README):
+
+    * DriverFeatures writes are ignored once FEATURES_OK is set, so ``device.features`` is stable.
+    * FEATURES_OK does not stick if the driver accepted a feature that was not offered
+      (decisions.md D8) or did not accept VIRTIO_F_VERSION_1, which this non-legacy transport
+      needs (virtio 1.2 §6.1).
+    * A QueueNum of 0 is ignored like one above QueueNumMax.
+    * QueueReady stores bit 0 of the written value.
+    * Used-buffer events for a queue that is not ready are ignored (virtio 1.2 §2.7: the device
+      must not notify for a queue it must not use).
+    * Doorbells ignore partial byte enables, like the control registers.
+    """
+
+    def __init__(self, *, device_id, vendor_id, device_features=0, num_queues=1,
+                 queue_size_max=256, config_size=0, shm_regions=(), msi=None,
+                 notify_base=None, notify_multiplier=0):
+        _check_u("device_id", device_id, 32)
+        _check_u("vendor_id", vendor_id, 32)
+        if not isinstance(device_features, int) or device_features < 0:
+            raise ValueError(f"device_features must be a non-negative integer, not "
+                             f"{device_features!r}")
+        for bit, why in _TRANSPORT_OWNED.items():
+            if device_features >> bit & 1:
+                raise ValueError(f"device_features bit {int(bit)} {why}")
+        if not isinstance(num_queues, int) or not 1 <= num_queues <= _MAX_QUEUES:
+            raise ValueError(f"num_queues must be an integer from 1 to {_MAX_QUEUES}, not "
+                             f"{num_queues!r}")
+        if isinstance(queue_size_max, int):
+            queue_size_max = (queue_size_max,) * num_queues
+        if not isinstance(queue_size_max, Sequence) or len(queue_size_max) != num_queues:
+            raise ValueError(f"queue_size_max must be an integer or a sequence of {num_queues} "
+                             f"integers, not {queue_size_max!r}")
+        for size in queue_size_max:
+            if not isinstance(size, int) or not 1 <= size <= _MAX_QUEUE_SIZE:
+                raise ValueError(f"queue_size_max values must be integers from 1 to "
+                                 f"{_MAX_QUEUE_SIZE}, not {size!r}")
+        if (not isinstance(config_size, int) or config_size % 4 or
+                not 0 <= config_size <= WINDOW_SIZE - CONFIG_OFFSET):
+            raise ValueError(f"config_size must be a multiple of 4 from 0 to "
+                             f"{WINDOW_SIZE - CONFIG_OFFSET:#x}, not {config_size!r}")
+        shm_regions = tuple(shm_regions)
+        if len(shm_regions) > _MAX_SHM_REGIONS:
+            raise ValueError(f"shm_regions may hold at most {_MAX_SHM_REGIONS} regions, not "
+                             f"{len(shm_regions)}")
+        for region in shm_regions:
+            if (not isinstance(region, tuple) or len(region) != 2 or
+                    not all(isinstance(v, int) for v in region) or
+                    not (0 <= region[0] and 1 <= region[1] and region[0] + region[1] <= 1 << 64)):
+                raise ValueError(f"shm_regions entries must be (base, length) with length >= 1 and "
+                                 f"base + length <= 2**64, not {region!r}")
+        if msi not in PERSONALITIES:
+            raise ValueError(f"msi must be one of {PERSONALITIES!r}, not {msi!r}")
+        if msi is not None:
+            raise NotImplementedError(f"msi={msi!r} is not implemented yet")
+        self._check_notify(notify_base, notify_multiplier, num_queues, config_size)
+
+        self._regs = RegisterMap(msi, notify=notify_base is not None)
+        self._msi = msi
+        self._device_id = device_id
+        self._vendor_id = vendor_id
+        self._num_queues = num_queues
+        self._queue_size_max = tuple(queue_size_max)
+        self._config_size = config_size
+        self._shm_regions = shm_regions
+        self._notify_base = notify_base
+        self._notify_multiplier = notify_multiplier
+
+        offered = device_features | 1 << Feature.VERSION_1
+        if notify_base is not None and msi != "v1":
+            offered |= 1 << Feature.MMIO_NOTIFICATION
+        self._features = offered
+        self._feature_words = max(2, (offered.bit_length() + 31) // 32)
+
+        window_end = WINDOW_SIZE
+        if notify_base is not None:
+            window_end = max(window_end, self.notify_window[1])
+        self._addr_width = ceil_log2(window_end) - 2
+
+        super().__init__({
+            "bus":    In(wishbone.Signature(addr_width=self._addr_width)),
+            "irq":    Out(1),
+            "device": Out(DeviceSignature(num_queues=num_queues, config_size=config_size,
+                                          feature_words=self._feature_words)),
+        })
+
+    @staticmethod
+    def _check_notify(base, multiplier, num_queues, config_size):
+        if base is None:
+            if multiplier != 0:
+                raise ValueError(f"notify_multiplier {multiplier!r} needs a notify_base")
+            return
+        # Proposal v2 2/5: the QueueNotify read structure holds 16-bit base and multiplier.
+        if not isinstance(base, int) or not 0 <= base <= 0xffff or base % 4:
+            raise ValueError(f"notify_base must be a multiple of 4 from 0 to 0xfffc, not {base!r}")
+        if (not isinstance(multiplier, int) or not 0 <= multiplier <= 0xffff or
+                (multiplier and (multiplier < 4 or multiplier & (multiplier - 1)))):
+            raise ValueError(f"notify_multiplier must be 0 or a power of two from 4 to 0x8000, not "
+                             f"{multiplier!r}")
+        start = base
+        end = base + (num_queues - 1) * multiplier + 4
+        queue_notify = RegisterMap()["QueueNotify"].offset
+        if (start, end) == (queue_notify, queue_notify + 4):
+            return  # every doorbell is QueueNotify itself
+        if start < CONFIG_OFFSET + config_size:
+            raise ValueError(f"Doorbell window {start:#x}..{end - 1:#x} overlaps the registers or "
+                             f"config space (0x0..{CONFIG_OFFSET + config_size - 1:#x})")
+
+    @property
+    def regs(self):
+        """The :class:`~hw.regmap.RegisterMap` of this personality."""
+        return self._regs
+
+    @property
+    def num_queues(self):
+        return self._num_queues
+
+    @property
+    def queue_size_max(self):
+        return self._queue_size_max
+
+    @property
+    def config_size(self):
+        return self._config_size
+
+    @property
+    def shm_regions(self):
+        return self._shm_regions
+
+    @property
+    def features(self):
+        """All feature bits offered to the driver."""
+        return self._features
+
+    @property
+    def feature_words(self):
+        return self._feature_words
+
+    @property
+    def device_id(self):
+        return self._device_id
+
+    @property
+    def vendor_id(self):
+        return self._vendor_id
+
+    @property
+    def msi(self):
+        return self._msi
+
+    @property
+    def notify_base(self):
+        return self._notify_base
+
+    @property
+    def notify_multiplier(self):
+        return self._notify_multiplier
+
+    @property
+    def notify_window(self):
+        """Byte range ``(start, end)`` of the doorbells, or ``None`` without notify_base."""
+        if self._notify_base is None:
+            return None
+        return (self._notify_base,
+                self._notify_base + (self._num_queues - 1) * self._notify_multiplier + 4)
+
+    def doorbell(self, queue):
+        """Byte offset of ``queue``'s doorbell, as a driver computes it (proposal v2 2/5)."""
+        if self._notify_base is None:
+            return self._regs["QueueNotify"].offset
+        return self._notify_base + queue * self._notify_multiplier
+
+    def elaborate(self, platform):
+        m = Module()
+        regs = self._regs
+        bus = self.bus
+        dev = self.device
+        n = self._num_queues
+        words = self._feature_words
+
+        # decisions.md D7: Status := 0 returns every register below to its init value at the end
+        # of the write's cycle, before the next access can complete.
+        soft_reset = Signal()
+        m.d.sync += dev.reset.eq(soft_reset)
+        state = []
+
+        def register(*args, **kwargs):
+            sig = Signal(*args, **kwargs)
+            state.append(sig)
+            return sig
+
+        # --- bus handshake ------------------------------------------------------------------------
+        is_config   = self._is_config(bus.adr)
+        cfg_pending = Signal()           # a config read waits one cycle for the device's r_data
+        request     = bus.cyc & bus.stb & ~bus.ack & ~cfg_pending
+        write       = request & bus.we
+        read        = request & ~bus.we
+        full_write  = write & (bus.sel == 0b1111)
+        m.d.sync += [
+            bus.ack.eq(request & ~(read & is_config) | cfg_pending & bus.cyc & bus.stb),
+            cfg_pending.eq(read & is_config),
+        ]
+
+        # --- state --------------------------------------------------------------------------------
+        dev_fsel     = register(range(words + 1))   # `words`: out of range
+        drv_fsel     = register(range(words + 1))
+        drv_features = [register(32, name=f"driver_features{w}") for w in range(words)]
+        drv_bad      = register(words)              # the word holds bits that were not offered
+        queue_sel    = register(range(n + 1))       # `n`: out of range
+        status       = register(8)
+        int_status   = register(2)                  # InterruptBit
+        generation   = register(8)
+        shm_count    = len(self._shm_regions)
+        shm_sel      = register(range(shm_count + 1))  # `shm_count`: no such region
+        queues       = dev.queues
+        for q in range(n):
+            state += [queues[q].ready, queues[q].size, queues[q].desc, queues[q].driver,
+                      queues[q].device]
+
+        accepted    = Cat(drv_features)
+        ready       = Cat(queues[q].ready for q in range(n))
+        qsel_ok     = queue_sel < n
+        sel_index   = queue_sel[:max(1, ceil_log2(n))]
+        features_ok = status[_bit(Status.FEATURES_OK)]
+        driver_ok   = status[_bit(Status.DRIVER_OK)]
+        needs_reset = status[_bit(Status.DEVICE_NEEDS_RESET)]
+        m.d.comb += [dev.status.eq(status), dev.features.eq(accepted)]
+
+        # --- events -------------------------------------------------------------------------------
+        used_event = (Cat(queues[q].used for q in range(n)) & ready).any()
+        # virtio 1.2 §2.1.2: DEVICE_NEEDS_RESET with DRIVER_OK set sends a config change.
+        config_event = dev.config_change | dev.needs_reset & ~needs_reset & driver_ok
+        with m.If(dev.needs_reset):
+            m.d.sync += needs_reset.eq(1)
+        with m.If(dev.config_change):
+            m.d.sync += generation.eq(generation + 1)
+
+        ack_bits = Signal(2)
+        m.d.sync += int_status.eq(int_status & ~ack_bits |
+                                  Cat(used_event, config_event))
+        m.d.comb += self.irq.eq(int_status.any())
+
+        # --- doorbells ----------------------------------------------------------------------------
+        with_data = bool(self._features >> Feature.NOTIFICATION_DATA & 1)
+        m.submodules.notify = notify = ResetInserter(soft_reset)(
+            NotificationQueue(num_queues=n, with_data=with_data))
+        wiring.connect(m, notify.notify, flipped(dev.notify))
+        m.d.comb += notify.queue_ready.eq(ready)
+        doorbell_hit = Signal()
+        self._decode_doorbell(m, bus.adr, bus.dat_w, doorbell_hit, notify.doorbell.p.queue)
+        m.d.comb += notify.doorbell.valid.eq(full_write & doorbell_hit)
+        if with_data:
+            with m.If(accepted[Feature.NOTIFICATION_DATA]):
+                # decisions.md D9: vq_index:16, next_off:15, next_wrap:1
+                m.d.comb += notify.doorbell.p.as_value()[16:].eq(bus.dat_w[16:])
+
+        # --- reads --------------------------------------------------------------------------------
+        dev_features = Signal(32)
+        with m.Switch(dev_fsel):
+            for w in range(words):
+                with m.Case(w):
+                    m.d.comb += dev_features.eq(self._features >> (32 * w) & 0xffff_ffff)
+        shm = {name: Signal(32, name=f"shm_{name}", init=0xffff_ffff)
+               for name in ("SHMLenLow", "SHMLenHigh", "SHMBaseLow", "SHMBaseHigh")}
+        with m.Switch(shm_sel):
+            for i, (base, length) in enumerate(self._shm_regions):
+                with m.Case(i):
+                    m.d.comb += [
+                        shm["SHMLenLow"].eq(length & 0xffff_ffff),
+                        shm["SHMLenHigh"].eq(length >> 32),
+                        shm["SHMBaseLow"].eq(base & 0xffff_ffff),
+                        shm["SHMBaseHigh"].eq(base >> 32),
+                    ]
+        queue_num_max = Array(Const(size, QUEUE_SIZE_WIDTH) for size in self._queue_size_max)
+        read_values = {
+            "MagicValue":       MAGIC,
+            "Version":          VERSION[self._msi],
+            "DeviceID":         self._device_id,
+            "VendorID":         self._vendor_id,
+            "DeviceFeatures":   dev_features,
+            "QueueNumMax":      Mux(qsel_ok, queue_num_max[sel_index], 0),
+            "QueueReady":       Mux(qsel_ok, ready.bit_select(sel_index, 1), 0),
+            "InterruptStatus":  int_status,
+            "Status":           status,
+            "ConfigGeneration": generation,
+            **shm,
+        }
+        if "QueueNotify" in regs and regs["QueueNotify"].access.readable:
+            read_values["QueueNotify"] = self._notify_structure(accepted)
+
+        rdata = Signal(32)
+        with m.Switch(bus.adr):
+            for r in regs:
+                if r.access.readable:
+                    with m.Case(r.word):
+                        m.d.comb += rdata.eq(read_values[r.name])
+        cfg = dev.config
+        with m.If(read):
+            m.d.sync += bus.dat_r.eq(rdata)
+        with m.If(cfg_pending):
+            m.d.sync += bus.dat_r.eq(cfg.r_data)
+        if self._config_size:
+            m.d.comb += [
+                cfg.addr.eq(bus.adr - CONFIG_OFFSET // 4),
+                cfg.sel.eq(bus.sel),
+                cfg.w_data.eq(bus.dat_w),
+                cfg.r_stb.eq(read & is_config),
+                cfg.w_stb.eq(write & is_config),
+            ]
+
+        # --- writes -------------------------------------------------------------------------------
+        def saturate(value, limit):
+            # A selector at or beyond `limit` is stored as `limit`: "out of range" (D8).
+            return Mux(value < limit, value, limit)
+
+        with m.If(full_write):
+            with m.Switch(bus.adr):
+                with m.Case(regs["DeviceFeaturesSel"].word):
+                    m.d.sync += dev_fsel.eq(saturate(bus.dat_w, words))
+                with m.Case(regs["DriverFeaturesSel"].word):
+                    m.d.sync += drv_fsel.eq(saturate(bus.dat_w, words))
+                with m.Case(regs["DriverFeatures"].word):
+                    with m.If(~features_ok):
+                        for w in range(words):
+                            with m.If(drv_fsel == w):
+                                offered = self._features >> (32 * w) & 0xffff_ffff
+                                m.d.sync += [
+                                    drv_features[w].eq(bus.dat_w & offered),
+                                    drv_bad[w].eq((bus.dat_w & ~offered & 0xffff_ffff).any()),
+                                ]
+                with m.Case(regs["QueueSel"].word):
+                    m.d.sync += queue_sel.eq(saturate(bus.dat_w, n))
+                with m.Case(regs["QueueNum"].word):
+                    for q in range(n):
+                        size_ok = (bus.dat_w != 0) & (bus.dat_w <= self._queue_size_max[q])
+                        with m.If((queue_sel == q) & ~queues[q].ready & size_ok):
+                            m.d.sync += queues[q].size.eq(bus.dat_w)
+                with m.Case(regs["QueueReady"].word):
+                    for q in range(n):
+                        with m.If(queue_sel == q):
+                            m.d.sync += queues[q].ready.eq(bus.dat_w[0])
+                for name, area, half in _QUEUE_ADDRESS_REGISTERS:
+                    with m.Case(regs[name].word):
+                        for q in range(n):
+                            with m.If((queue_sel == q) & ~queues[q].ready):
+                                target = getattr(queues[q], area).word_select(half, 32)
+                                m.d.sync += target.eq(bus.dat_w)
+                with m.Case(regs["InterruptACK"].word):
+                    m.d.comb += ack_bits.eq(bus.dat_w[:2])
+                with m.Case(regs["Status"].word):
+                    with m.If(bus.dat_w == 0):
+                        m.d.comb += soft_reset.eq(1)
+                    with m.Else():
+                        # decisions.md D8: bits are only set; FEATURES_OK does not stick after a
+                        # feature that was not offered, or without VIRTIO_F_VERSION_1.
+                        refuse = drv_bad.any() | ~accepted[Feature.VERSION_1]
+                        allowed = Mux(refuse, _DRIVER_STATUS & ~Status.FEATURES_OK.value,
+                                      _DRIVER_STATUS)
+                        m.d.sync += status.eq(status | bus.dat_w[:8] & allowed)
+                with m.Case(regs["SHMSel"].word):
+                    m.d.sync += shm_sel.eq(saturate(bus.dat_w, shm_count))
+
+        with m.If(soft_reset):
+            m.d.sync += [sig.eq(sig.init) for sig in state]
+
+        return m
+
+    # --- helpers for elaborate() ----------------------------------------------------------------
+
+    def _config_words(self):
+        first = CONFIG_OFFSET // 4
+        return range(first, first + self._config_size // 4)
+
+    def _is_config(self, adr):
+        if not self._config_size:
+            return Const(0)
+        words = self._config_words()
+        return (adr >= words.start) & (adr < words.stop)
+
+    def _notify_structure(self, accepted):
+        """The QueueNotify read value (proposal v1 1/2, v2 2/5; decisions.md D2)."""
+        fields = {f.name: f for f in self._regs.notify_structure}
+        if self._notify_base is None:
+            # v1 without doorbells: every queue's notify address is QueueNotify itself.
+            base, multiplier = self._regs["QueueNotify"].offset, 0
+        else:
+            base, multiplier = self._notify_base, self._notify_multiplier
+        value = (fields["notify_base"].place(base) |
+                 fields["notify_multiplier"].place(multiplier))
+        if self._msi == "v1":
+            return Const(value, 32)
+        return Mux(accepted[Feature.MMIO_NOTIFICATION], value, 0)
+
+    def _decode_doorbell(self, m, adr, dat_w, hit, queue):
+        """Drive ``hit`` for a write address that is a doorbell and ``queue`` with its queue."""
+        # decisions.md D9: QueueNotify always takes notifications; with multiplier 0 the written
+        # value names the queue; otherwise the address does and the data's vq_index is not used.
+        shared = [self._regs["QueueNotify"].word]
+        per_queue = None
+        if self._notify_base is not None:
+            base = self._notify_base // 4
+            if self._notify_multiplier == 0:
+                shared.append(base)
+            else:
+                shift = ceil_log2(self._notify_multiplier // 4)
+                offset = Signal(len(adr) + 1)    # a negative offset has its top bit set
+                m.d.comb += offset.eq(adr - base)
+                index = offset[shift:]
+                aligned = offset[:shift] == 0 if shift else Const(1)
+                per_queue = aligned & (index < self._num_queues)
+        with m.If(Cat(adr == word for word in shared).any()):
+            m.d.comb += [hit.eq(1), queue.eq(dat_w[:16])]
+        if per_queue is not None:
+            with m.Elif(per_queue):
+                m.d.comb += [hit.eq(1), queue.eq(index)]

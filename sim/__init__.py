@@ -1,0 +1,1 @@
+"""Simulation: bus-functional models, the driver model, the device model, the scenario."""

@@ -1,0 +1,5 @@
+import sys
+
+from .scenario import main
+
+sys.exit(main())
