@@ -1,0 +1,140 @@
+"""The Linux virtio_mmio driver model against the gateware (issue 2)."""
+
+import pytest
+
+from hw.regmap import CONFIG_OFFSET, Feature, Status
+from sim.driver import (DriverError, FeaturesRefused, NoDevice, VirtioMMIODriver,
+                        LINUX_TRANSPORT_FEATURES)
+
+from helpers import make, run
+
+
+CONFIGS = [
+    pytest.param(dict(num_queues=q, config_size=c, shm_regions=s),
+                 id=f"{q}q-cfg{c}-{'shm' if s else 'noshm'}")
+    for q in (1, 2, 8) for c in (0, 64) for s in ((), ((0x4000_0000, 0x20_0000), (0, 0x1000)))
+]
+
+
+@pytest.mark.parametrize("params", CONFIGS)
+def test_linux_sequence(params):
+    num_queues = params["num_queues"]
+    dut = make(device_features=1 << 5 | 1 << Feature.RING_EVENT_IDX | 1 << 30,
+               queue_size_max=256, **params)
+    config = bytes((7 * i + 3) & 0xff for i in range(params["config_size"]))
+
+    async def body(ctx, io, device):
+        drv = VirtioMMIODriver(io)
+        features = await drv.bring_up(queues=range(num_queues), queue_size=128)
+        # Linux keeps device bits it knows and the ring bits, drops what it does not know (30).
+        assert features == 1 << 5 | 1 << Feature.RING_EVENT_IDX | 1 << Feature.VERSION_1
+        assert ctx.get(dut.device.features) == features
+        status = await drv.get_status()
+        assert status == (Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK |
+                          Status.DRIVER_OK).value
+        for q in range(num_queues):
+            port = dut.device.queues[q]
+            vq = drv.state.queues[q]
+            assert (ctx.get(port.ready), ctx.get(port.size), ctx.get(port.desc),
+                    ctx.get(port.driver), ctx.get(port.device)) == \
+                (1, 128, vq.desc, vq.driver, vq.device)
+        if config:
+            fields = [(0, 4), (4, 2), (6, 1), (8, 8), (60, 4)]
+            values = await drv.read_config_fields(fields)
+            assert values == [int.from_bytes(config[o:o + s], "little") for o, s in fields]
+        for rid, region in enumerate(params["shm_regions"]):
+            assert await drv.get_shm_region(rid) == region
+        assert await drv.get_shm_region(len(params["shm_regions"])) is None
+        # Every queue: notify, the device answers, the driver handles the interrupt.
+        for q in range(num_queues):
+            await drv.notify(q)
+            for _ in range(8):
+                await ctx.tick()
+            assert ctx.get(dut.irq)
+            assert await drv.interrupt() == 1
+            assert not ctx.get(dut.irq)
+        assert [n.queue for n in device.notifications] == list(range(num_queues))
+        assert all(vq.interrupts == num_queues for vq in drv.state.queues.values())
+        await drv.remove()
+        assert [ctx.get(dut.device.queues[q].ready) for q in range(num_queues)] == \
+            [0] * num_queues
+    run(dut, body, config=config, echo_used=2)
+
+
+def test_config_read_retries_when_generation_changes():
+    dut = make(config_size=16)
+
+    async def body(ctx, io, device):
+        drv = VirtioMMIODriver(io)
+        reads = []
+        original = io.read
+
+        async def read(offset, size=4):
+            value = await original(offset, size)
+            if offset >= CONFIG_OFFSET:
+                reads.append(offset)
+                if len(reads) == 1:          # change the config under the first read
+                    device.change_config(0, b"\x99")
+                    for _ in range(3):
+                        await ctx.tick()
+            return value
+        io.read = read
+        (value,) = await drv.read_config_fields([(0, 1)])
+        assert value == 0x99
+        assert len(reads) == 2
+    run(dut, body)
+
+
+def test_placeholder_device_is_skipped():
+    dut = make(device_id=0)
+
+    async def body(ctx, io, device):
+        with pytest.raises(NoDevice):
+            await VirtioMMIODriver(io).probe()
+    run(dut, body)
+
+
+def test_device_refuses_features_it_did_not_offer():
+    dut = make()
+
+    async def body(ctx, io, device):
+        drv = VirtioMMIODriver(io)
+        await drv.probe()
+        await drv.reset()
+        await drv.finalize_features(1 << Feature.VERSION_1 | 1 << 7)
+        with pytest.raises(FeaturesRefused):
+            await drv.features_ok()
+    run(dut, body)
+
+
+def test_queue_already_ready_is_refused():
+    dut = make()
+
+    async def body(ctx, io, device):
+        drv = VirtioMMIODriver(io)
+        await drv.bring_up(queues=[0])
+        with pytest.raises(DriverError, match="already set up"):
+            await drv.setup_vq(0)
+    run(dut, body)
+
+
+def test_mainline_driver_strips_the_notification_feature():
+    dut = make(notify_base=0x1000, notify_multiplier=4)
+
+    async def body(ctx, io, device):
+        drv = VirtioMMIODriver(io)
+        features = await drv.bring_up(queues=[0, 1])
+        assert not features >> Feature.MMIO_NOTIFICATION & 1
+        assert drv.notify_offset(1) == dut.regs["QueueNotify"].offset
+        await drv.notify(1)
+        for _ in range(4):
+            await ctx.tick()
+        assert [n.queue for n in device.notifications] == [1]
+    run(dut, body)
+
+
+def test_linux_transport_filter_matches_reference():
+    # reference (d.1) 3: the ring and transport bits vring_transport_features() keeps
+    assert Feature.MMIO_MSI not in LINUX_TRANSPORT_FEATURES
+    assert Feature.MMIO_NOTIFICATION not in LINUX_TRANSPORT_FEATURES
+    assert Feature.VERSION_1 in LINUX_TRANSPORT_FEATURES

@@ -1,0 +1,28 @@
+"""The Wishbone bus signature (issue 2)."""
+
+import pytest
+from amaranth.lib.wiring import Flow
+
+from hw import wishbone
+
+
+def test_members_follow_amaranth_soc_names_and_directions():
+    sig = wishbone.Signature(addr_width=10)
+    members = sig.members
+    assert {name: (members[name].flow, members[name].shape) for name in members} == {
+        "cyc": (Flow.Out, 1), "stb": (Flow.Out, 1), "we": (Flow.Out, 1),
+        "adr": (Flow.Out, 10), "sel": (Flow.Out, 4), "dat_w": (Flow.Out, 32),
+        "dat_r": (Flow.In, 32), "ack": (Flow.In, 1),
+    }
+
+
+def test_equality_and_repr():
+    assert wishbone.Signature(addr_width=10) == wishbone.Signature(addr_width=10)
+    assert wishbone.Signature(addr_width=10) != wishbone.Signature(addr_width=11)
+    assert repr(wishbone.Signature(addr_width=12)) == "wishbone.Signature(addr_width=12)"
+
+
+@pytest.mark.parametrize("width", [0, -1, "8", 1.5])
+def test_bad_address_width_is_refused(width):
+    with pytest.raises(TypeError, match="Address width must be a positive integer"):
+        wishbone.Signature(addr_width=width)
