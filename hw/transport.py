@@ -9,9 +9,12 @@ from amaranth.utils import ceil_log2
 
 from . import wishbone
 from .device import DeviceSignature, QUEUE_SIZE_WIDTH
+from amaranth.lib import stream
+
+from .msi import MSIController, MSIMessage
 from .notify import NotificationQueue
 from .regmap import (CONFIG_OFFSET, MAGIC, VERSION, WINDOW_SIZE, PERSONALITIES, Feature,
-                     InterruptBit, RegisterMap, Status)
+                     InterruptBit, MsiCmdV2, MsiOpV1, MsiStateBit, NO_VECTOR, RegisterMap, Status)
 
 
 __all__ = ["VirtioMMIOTransport"]
@@ -78,9 +81,16 @@ class VirtioMMIOTransport(wiring.Component):
         Bytes of device-specific configuration space at 0x100, a multiple of 4, at most 0xf00.
     shm_regions : sequence of (base, length)
         Shared memory regions, by id. Absent ids read as all ones.
-    msi : None
+    msi : None or "v2" or "v1"
         Personality (decisions.md D1). ``None`` is the standard transport with the wired
-        interrupt.
+        interrupt; ``"v2"`` adds the MSI registers of proposal v2 (feature bit 40);
+        ``"v1"`` is proposal v1 (Version 3, 16-bit MsiStatus/MsiCmd).
+    msi_vectors : int or None
+        Number of MSI vectors (MsiVecNum); default ``num_queues + 1``. At least
+        ``num_queues + 1`` in non-sharing mode (decisions.md D4).
+    msi_sharing : bool
+        Sharing mode (``msi="v2"`` only): events are mapped to vectors by MAP_CONFIG and
+        MAP_QUEUE. Otherwise vector 0 is the config event and vector q+1 is queue q.
     notify_base : int or None
         Byte offset of queue 0's doorbell, or ``None`` for the single QueueNotify register.
     notify_multiplier : int
@@ -95,6 +105,10 @@ class VirtioMMIOTransport(wiring.Component):
         Wired, level-sensitive interrupt: high while InterruptStatus is not 0.
     device : Out(DeviceSignature(...))
         The device side, see :mod:`hw.device`.
+    msi : Out(stream.Signature(MSIMessage))
+        With ``msi`` set: MSI writes (64-bit address, 32-bit data) for an interrupt controller;
+        :class:`hw.msi.MSIWishboneMaster` turns them into bus writes. While MSI is enabled
+        ``irq`` stays low and InterruptStatus reads 0.
 
     Latency
     -------
@@ -127,7 +141,7 @@ class VirtioMMIOTransport(wiring.Component):
 
     def __init__(self, *, device_id, vendor_id, device_features=0, num_queues=1,
                  queue_size_max=256, config_size=0, shm_regions=(), msi=None,
-                 notify_base=None, notify_multiplier=0):
+                 msi_vectors=None, msi_sharing=False, notify_base=None, notify_multiplier=0):
         _check_u("device_id", device_id, 32)
         _check_u("vendor_id", vendor_id, 32)
         if not isinstance(device_features, int) or device_features < 0:
@@ -164,12 +178,26 @@ class VirtioMMIOTransport(wiring.Component):
                                  f"base + length <= 2**64, not {region!r}")
         if msi not in PERSONALITIES:
             raise ValueError(f"msi must be one of {PERSONALITIES!r}, not {msi!r}")
-        if msi is not None:
-            raise NotImplementedError(f"msi={msi!r} is not implemented yet")
+        if msi is None:
+            if msi_vectors is not None or msi_sharing:
+                raise ValueError("msi_vectors and msi_sharing need msi='v2' or msi='v1'")
+        else:
+            if msi_vectors is None:
+                msi_vectors = num_queues + 1
+            if not isinstance(msi_sharing, bool):
+                raise ValueError(f"msi_sharing must be a bool, not {msi_sharing!r}")
+            if msi == "v1" and msi_sharing:
+                raise ValueError("msi_sharing needs msi='v2': proposal v1 has the fixed mapping only")
         self._check_notify(notify_base, notify_multiplier, num_queues, config_size)
 
         self._regs = RegisterMap(msi, notify=notify_base is not None)
         self._msi = msi
+        self._msi_vectors = msi_vectors
+        self._msi_sharing = msi_sharing
+        if msi is not None:
+            # validates msi_vectors against the mapping mode (decisions.md D4)
+            self._msi_controller = MSIController(num_queues=num_queues, vectors=msi_vectors,
+                                                 sharing=msi_sharing)
         self._device_id = device_id
         self._vendor_id = vendor_id
         self._num_queues = num_queues
@@ -182,6 +210,8 @@ class VirtioMMIOTransport(wiring.Component):
         offered = device_features | 1 << Feature.VERSION_1
         if notify_base is not None and msi != "v1":
             offered |= 1 << Feature.MMIO_NOTIFICATION
+        if msi == "v2":
+            offered |= 1 << Feature.MMIO_MSI
         self._features = offered
         self._feature_words = max(2, (offered.bit_length() + 31) // 32)
 
@@ -190,12 +220,15 @@ class VirtioMMIOTransport(wiring.Component):
             window_end = max(window_end, self.notify_window[1])
         self._addr_width = ceil_log2(window_end) - 2
 
-        super().__init__({
+        members = {
             "bus":    In(wishbone.Signature(addr_width=self._addr_width)),
             "irq":    Out(1),
             "device": Out(DeviceSignature(num_queues=num_queues, config_size=config_size,
                                           feature_words=self._feature_words)),
-        })
+        }
+        if msi is not None:
+            members["msi"] = Out(stream.Signature(MSIMessage))
+        super().__init__(members)
 
     @staticmethod
     def _check_notify(base, multiplier, num_queues, config_size):
@@ -258,8 +291,17 @@ class VirtioMMIOTransport(wiring.Component):
         return self._vendor_id
 
     @property
-    def msi(self):
+    def personality(self):
+        """The ``msi`` constructor argument: ``None``, ``"v2"`` or ``"v1"``."""
         return self._msi
+
+    @property
+    def msi_vectors(self):
+        return self._msi_vectors
+
+    @property
+    def msi_sharing(self):
+        return self._msi_sharing
 
     @property
     def notify_base(self):
@@ -349,8 +391,27 @@ class VirtioMMIOTransport(wiring.Component):
             m.d.sync += generation.eq(generation + 1)
 
         ack_bits = Signal(2)
-        m.d.sync += int_status.eq(int_status & ~ack_bits |
-                                  Cat(used_event, config_event))
+        msi_enabled = Const(0)
+        fold = Const(0, 2)
+        if self._msi is not None:
+            m.submodules.msi = msi = ResetInserter(soft_reset)(self._msi_controller)
+            wiring.connect(m, msi.msi, flipped(self.msi))
+            msi_enabled = msi.enabled
+            fold = msi.fold
+            m.d.comb += [
+                msi.queue_events.eq(Cat(queues[q].used for q in range(n)) & ready),
+                msi.config_event.eq(config_event),
+                msi.int_status.eq(int_status),
+                msi.queue_ready.eq(ready),
+                msi.queue_sel.eq(queue_sel),
+                msi.wdata.eq(bus.dat_w),
+            ]
+        # decisions.md D6: while MSI is enabled, events go to MSI, InterruptStatus stays 0 and
+        # InterruptACK is ignored; ENABLE hands set bits over to MSI, DISABLE folds them back.
+        events = Mux(msi_enabled, 0, Cat(used_event, config_event))
+        int_next = Signal(2)
+        m.d.comb += int_next.eq(int_status & ~ack_bits | events | fold)
+        m.d.sync += int_status.eq(int_next)
         m.d.comb += self.irq.eq(int_status.any())
 
         # --- doorbells ----------------------------------------------------------------------------
@@ -400,6 +461,17 @@ class VirtioMMIOTransport(wiring.Component):
         }
         if "QueueNotify" in regs and regs["QueueNotify"].access.readable:
             read_values["QueueNotify"] = self._notify_structure(accepted)
+        msi_gate = Const(1)
+        if self._msi == "v2":
+            # decisions.md D2: the MSI registers exist once bit 40 is accepted.
+            msi_gate = accepted[Feature.MMIO_MSI]
+            read_values["MsiVecNum"] = Mux(msi_gate, self._msi_vectors, 0)
+            read_values["MsiState"] = Mux(msi_gate, self._msi_state(msi_enabled), 0)
+        elif self._msi == "v1":
+            msi_status = regs["MsiStatus"]
+            read_values["MsiStatus"] = (
+                msi_status.field("max_queue_num").place(n) |
+                msi_enabled << msi_status.field("msi_enabled").lsb) << msi_status.shift
 
         rdata = Signal(32)
         with m.Switch(bus.adr):
@@ -472,6 +544,12 @@ class VirtioMMIOTransport(wiring.Component):
                         m.d.sync += status.eq(status | bus.dat_w[:8] & allowed)
                 with m.Case(regs["SHMSel"].word):
                     m.d.sync += shm_sel.eq(saturate(bus.dat_w, shm_count))
+                if self._msi == "v2":
+                    self._decode_msi_v2(m, msi, bus.dat_w, msi_gate)
+                elif self._msi == "v1":
+                    self._decode_msi_staging(m, msi, Const(1))
+        if self._msi == "v1":
+            self._decode_msi_v1(m, msi, write, bus)
 
         with m.If(soft_reset):
             m.d.sync += [sig.eq(sig.init) for sig in state]
@@ -479,6 +557,65 @@ class VirtioMMIOTransport(wiring.Component):
         return m
 
     # --- helpers for elaborate() ----------------------------------------------------------------
+
+    def _msi_state(self, enabled):
+        """MsiState (decisions.md D3): each flag in bit 0/1 (spec) and bit 31/30 (Linux)."""
+        sharing = Const(int(self._msi_sharing), 1)
+        value = Const(0, 32)
+        for bit, flag in ((MsiStateBit.ENABLED, enabled), (MsiStateBit.ENABLED_LINUX, enabled),
+                          (MsiStateBit.SHARING, sharing), (MsiStateBit.SHARING_LINUX, sharing)):
+            value = value | (flag << bit)
+        return value
+
+    def _decode_msi_staging(self, m, msi, gate):
+        """MsiAddrLow/High and MsiData writes (inside the full-word write switch)."""
+        regs = self._regs
+        for name, strobe in (("MsiAddrLow", msi.addr_lo_we), ("MsiAddrHigh", msi.addr_hi_we),
+                             ("MsiData", msi.data_we)):
+            with m.Case(regs[name].word):
+                m.d.comb += strobe.eq(gate)
+
+    def _decode_msi_v2(self, m, msi, dat_w, gate):
+        """Proposal v2 MSI register writes (inside the full-word write switch)."""
+        regs = self._regs
+        self._decode_msi_staging(m, msi, gate)
+        with m.Case(regs["MsiVecSel"].word):
+            m.d.comb += msi.vec_sel_we.eq(gate)
+        with m.Case(regs["MsiCmd"].word):
+            # Unknown command values are ignored.
+            known = Cat(dat_w == cmd.value for cmd in MsiCmdV2).any()
+            m.d.comb += [msi.command.eq(dat_w), msi.command_valid.eq(gate & known)]
+
+    def _decode_msi_v1(self, m, msi, write, bus):
+        """Proposal v1: 16-bit MsiStatus (0x0c0) and MsiCmd (0x0c2) share one word; each takes
+        its own two byte lanes (decisions.md D8)."""
+        regs = self._regs
+        status, cmd = regs["MsiStatus"], regs["MsiCmd"]
+        assert status.word == cmd.word
+        in_word = write & (bus.adr == cmd.word)
+        cmd_value = bus.dat_w[cmd.shift:cmd.shift + cmd.width]
+        op_field, arg_field = cmd.field("cmd_op"), cmd.field("cmd_arg")
+        op = cmd_value[op_field.lsb:op_field.lsb + op_field.width]
+        arg = cmd_value[arg_field.lsb:arg_field.lsb + arg_field.width]
+        cmd_write = in_word & ((bus.sel & cmd.lanes) == cmd.lanes)
+        # The Linux v1 driver enables MSI with a read-modify-write of MsiStatus bit 15
+        # (reference (d.3)); the spec calls MsiStatus read-only. We take bit 15 as msi_enabled,
+        # like Dragonball, when only MsiStatus's lanes are written.
+        status_write = in_word & (bus.sel == status.lanes)
+        enable_bit = bus.dat_w[status.shift + status.field("msi_enabled").lsb]
+        m.d.comb += [msi.arg.eq(arg), msi.use_arg.eq(1)]
+        with m.If(cmd_write):
+            with m.If(op == MsiOpV1.UPDATE.value):
+                m.d.comb += [msi.command.eq(MsiCmdV2.CONFIGURE.value), msi.command_valid.eq(1)]
+            with m.Elif((op == MsiOpV1.ENABLE.value) & (arg == 1)):
+                m.d.comb += [msi.command.eq(MsiCmdV2.ENABLE.value), msi.command_valid.eq(1)]
+            with m.Elif((op == MsiOpV1.ENABLE.value) & (arg == 0)):
+                m.d.comb += [msi.command.eq(MsiCmdV2.DISABLE.value), msi.command_valid.eq(1)]
+        with m.Elif(status_write):
+            with m.If(enable_bit & ~msi.enabled):
+                m.d.comb += [msi.command.eq(MsiCmdV2.ENABLE.value), msi.command_valid.eq(1)]
+            with m.Elif(~enable_bit & msi.enabled):
+                m.d.comb += [msi.command.eq(MsiCmdV2.DISABLE.value), msi.command_valid.eq(1)]
 
     def _config_words(self):
         first = CONFIG_OFFSET // 4

@@ -1,0 +1,290 @@
+"""MSI: the vector table, event-to-vector mapping, and the stream of MSI writes."""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from . import wishbone
+from .regmap import MsiCmdV2
+
+
+__all__ = ["MSIMessage", "MSIController", "MSIWishboneMaster", "MAX_VECTORS"]
+
+#: Largest vector table: v1's ``cmd_arg`` is 12 bits wide.
+MAX_VECTORS = 2048
+
+
+class MSIMessage(data.Struct):
+    """One MSI: a 32-bit write of ``data`` to ``address`` (decisions.md D5)."""
+    address: 64
+    data:    32
+
+
+class MSIController(wiring.Component):
+    """MSI vector table and delivery engine (decisions.md D3 to D7).
+
+    Each vector holds address, data, a configured flag, a mask bit and two pending bits (one for
+    config-change events, one for used-buffer events, so that DISABLE can fold them back into
+    InterruptStatus exactly). Address and data live in a :class:`~amaranth.lib.memory.Memory`
+    (one write port for CONFIGURE, one read port for the sender): the table is only ever read
+    one vector at a time, so a memory costs no multiplexer, where flip-flops would need a
+    96-bit-wide N:1 multiplexer (about 96 * N / 3 LUT4 on iCE40).
+
+    Parameters
+    ----------
+    num_queues : int
+    vectors : int
+        Number of vectors, 1 to 2048.
+    sharing : bool
+        Sharing mode: events are mapped to vectors by MAP_CONFIG / MAP_QUEUE; otherwise vector 0
+        is the config event and vector q+1 is queue q.
+
+    Members
+    -------
+    wdata : In(32)
+        Write data of the register access below.
+    vec_sel_we, addr_lo_we, addr_hi_we, data_we : In(1)
+        Writes of MsiVecSel and of the staging registers MsiAddrLow, MsiAddrHigh, MsiData.
+    command : In(3)
+        A :class:`~hw.regmap.MsiCmdV2` value, valid for one cycle with ``command_valid``.
+    command_valid : In(1)
+    use_arg : In(1)
+        The command's vector is ``arg`` instead of MsiVecSel (proposal v1 UPDATE).
+    arg : In(12)
+    queue_sel : In(range(num_queues + 1))
+        QueueSel, for MAP_QUEUE; ``num_queues`` means out of range.
+    queue_events : In(num_queues)
+        Used-buffer events of ready queues.
+    config_event : In(1)
+    int_status : In(2)
+        InterruptStatus, for ENABLE; ``queue_ready`` tells which queues bit 0 stands for.
+    queue_ready : In(num_queues)
+    enabled : Out(1)
+        msi_enabled. While it is set the transport keeps InterruptStatus at 0.
+    fold : Out(2)
+        On DISABLE, the InterruptStatus bits that pending vectors stand for (one cycle).
+    msi : Out(stream.Signature(MSIMessage))
+
+    Latency
+    -------
+    An event in cycle N for a configured, unmasked vector is offered on ``msi`` from cycle N+2
+    when the stream is idle. Messages for different vectors can follow each other every cycle.
+    """
+
+    def __init__(self, *, num_queues, vectors, sharing):
+        if not isinstance(vectors, int) or not 1 <= vectors <= MAX_VECTORS:
+            raise ValueError(f"msi_vectors must be an integer from 1 to {MAX_VECTORS}, not "
+                             f"{vectors!r}")
+        if not sharing and vectors < num_queues + 1:
+            raise ValueError(f"msi_vectors must be at least num_queues + 1 = {num_queues + 1} in "
+                             f"non-sharing mode (vector 0 for config changes, q+1 for queue q), "
+                             f"not {vectors}")
+        self._num_queues = num_queues
+        self._vectors = vectors
+        self._sharing = bool(sharing)
+        super().__init__({
+            "wdata":         In(32),
+            "vec_sel_we":    In(1),
+            "addr_lo_we":    In(1),
+            "addr_hi_we":    In(1),
+            "data_we":       In(1),
+            "command":       In(3),
+            "command_valid": In(1),
+            "use_arg":       In(1),
+            "arg":           In(12),
+            "queue_sel":     In(range(num_queues + 1)),
+            "queue_events":  In(num_queues),
+            "config_event":  In(1),
+            "int_status":    In(2),
+            "queue_ready":   In(num_queues),
+            "enabled":       Out(1),
+            "fold":          Out(2),
+            "msi":           Out(stream.Signature(MSIMessage)),
+        })
+
+    @property
+    def vectors(self):
+        return self._vectors
+
+    @property
+    def sharing(self):
+        return self._sharing
+
+    def elaborate(self, platform):
+        m = Module()
+        n, nv = self._num_queues, self._vectors
+        vbits = max(1, ceil_log2(nv))
+
+        m.submodules.table = table = Memory(shape=MSIMessage, depth=nv, init=[])
+        write = table.write_port()
+        read = table.read_port()
+
+        # --- selection and staging registers --------------------------------------------------
+        sel = Signal(vbits)                 # MsiVecSel, when it names a vector
+        sel_ok = Signal()                   #   ... below MsiVecNum
+        sel_none = Signal()                 #   ... NO_VECTOR
+        staging = Signal(MSIMessage)
+        with m.If(self.vec_sel_we):
+            m.d.sync += [
+                sel.eq(self.wdata[:vbits]),
+                sel_ok.eq(self.wdata < nv),
+                sel_none.eq(self.wdata == 0xffff_ffff),
+            ]
+        with m.If(self.addr_lo_we):
+            m.d.sync += staging.address[:32].eq(self.wdata)
+        with m.If(self.addr_hi_we):
+            m.d.sync += staging.address[32:].eq(self.wdata)
+        with m.If(self.data_we):
+            m.d.sync += staging.data.eq(self.wdata)
+
+        # The vector a command acts on (proposal v1 UPDATE names it in cmd_arg).
+        target = Signal(vbits)
+        target_ok = Signal()
+        m.d.comb += [
+            target.eq(Mux(self.use_arg, self.arg[:vbits], sel)),
+            target_ok.eq(Mux(self.use_arg, self.arg < nv, sel_ok)),
+        ]
+        is_cmd = {cmd: self.command_valid & (self.command == cmd.value) for cmd in MsiCmdV2}
+        target_hot = Signal(nv)
+        m.d.comb += target_hot.eq(Mux(target_ok, 1 << target, 0))
+
+        # --- per-vector state -------------------------------------------------------------------
+        configured = Signal(nv)
+        masked = Signal(nv)
+        pend_config = Signal(nv)            # a config-change event waits on this vector
+        pend_used = Signal(nv)              # a used-buffer event waits on this vector
+        enabled = self.enabled
+
+        # CONFIGURE: the whole entry is written in one step (decisions.md D5).
+        m.d.comb += [write.addr.eq(target), write.data.eq(staging),
+                     write.en.eq(is_cmd[MsiCmdV2.CONFIGURE] & target_ok)]
+        configured_next = configured | Mux(is_cmd[MsiCmdV2.CONFIGURE], target_hot, 0)
+        masked_next = (masked | Mux(is_cmd[MsiCmdV2.MASK], target_hot, 0)) & \
+            ~Mux(is_cmd[MsiCmdV2.UNMASK], target_hot, 0)
+        m.d.sync += [configured.eq(configured_next), masked.eq(masked_next)]
+
+        # --- event to vector mapping (decisions.md D4) -------------------------------------------
+        # ENABLE turns InterruptStatus bits still set into MSI events (decisions.md D6).
+        enabling = is_cmd[MsiCmdV2.ENABLE]
+        queue_events = self.queue_events | Mux(enabling & self.int_status[0], self.queue_ready, 0)
+        config_event = self.config_event | enabling & self.int_status[1]
+        live = enabled | enabling
+        config_hot = Signal(nv)
+        used_hot = Signal(nv)
+        if self._sharing:
+            none = nv                           # map entries store `nv` for NO_VECTOR
+            config_map = Signal(range(nv + 1), init=none)
+            queue_map = Array(Signal(range(nv + 1), init=none, name=f"queue_map{q}")
+                              for q in range(n))
+            mapping = Mux(sel_none, none, sel)
+            map_ok = sel_ok | sel_none          # other out-of-range selections do nothing
+            with m.If(is_cmd[MsiCmdV2.MAP_CONFIG] & map_ok):
+                m.d.sync += config_map.eq(mapping)
+            with m.If(is_cmd[MsiCmdV2.MAP_QUEUE] & map_ok & (self.queue_sel < n)):
+                m.d.sync += queue_map[self.queue_sel].eq(mapping)
+            for v in range(nv):
+                m.d.comb += [
+                    config_hot[v].eq(config_event & (config_map == v)),
+                    used_hot[v].eq(Cat(queue_events[q] & (queue_map[q] == v)
+                                       for q in range(n)).any()),
+                ]
+        else:
+            m.d.comb += [config_hot.eq(config_event), used_hot.eq(queue_events << 1)]
+
+        # --- sender --------------------------------------------------------------------------------
+        # The read port is enabled only when a vector is issued, so its data (the stream payload)
+        # holds while the sink stalls. `current` is the vector on the stream.
+        current = Signal(vbits)
+        current_hot = Signal(nv)
+        m.d.comb += current_hot.eq(Mux(self.msi.valid, 1 << current, 0))
+        pending = pend_config | pend_used
+        deliverable = pending & configured & ~masked & ~current_hot & enabled.replicate(nv)
+        accept = self.msi.valid & self.msi.ready
+        issue = deliverable.any() & (~self.msi.valid | self.msi.ready)
+
+        # Round-robin among deliverable vectors, starting after the last one issued.
+        last = Signal(vbits)
+        after = Cat(Const(v, vbits) > last for v in range(nv))
+        high = deliverable & after
+        grant = Signal(vbits)
+        with m.If(high.any()):
+            for v in reversed(range(nv)):
+                with m.If(high[v]):
+                    m.d.comb += grant.eq(v)
+        with m.Else():
+            for v in reversed(range(nv)):
+                with m.If(deliverable[v]):
+                    m.d.comb += grant.eq(v)
+
+        m.d.comb += [read.addr.eq(grant), read.en.eq(issue), self.msi.p.eq(read.data)]
+        with m.If(issue):
+            m.d.sync += [self.msi.valid.eq(1), current.eq(grant), last.eq(grant)]
+        with m.Elif(accept):
+            m.d.sync += self.msi.valid.eq(0)
+
+        # Pending bits: set by events while MSI is live; cleared when the message is accepted
+        # (events until then coalesce into it, decisions.md D5); an event in the cycle of the
+        # acceptance keeps the bit set and makes another message.
+        done = Mux(accept, current_hot, 0)
+        set_config = Mux(live, config_hot, 0)
+        set_used = Mux(live, used_hot, 0)
+        disabling = is_cmd[MsiCmdV2.DISABLE]
+        with m.If(disabling):
+            # decisions.md D6: fold every pending vector back into InterruptStatus.
+            m.d.comb += self.fold.eq(Cat(pend_used.any(), pend_config.any()))
+            m.d.sync += [pend_config.eq(0), pend_used.eq(0), enabled.eq(0)]
+        with m.Else():
+            m.d.sync += [
+                pend_config.eq(pend_config & ~done | set_config),
+                pend_used.eq(pend_used & ~done | set_used),
+            ]
+            with m.If(enabling):
+                m.d.sync += enabled.eq(1)
+
+        return m
+
+
+class MSIWishboneMaster(wiring.Component):
+    """Performs each MSI message as one 32-bit Wishbone write.
+
+    The message is accepted from the stream in the cycle the bus acknowledges the write, so a
+    message is never lost: until the ack it stays on the stream.
+
+    Parameters
+    ----------
+    addr_width : int
+        Width of the Wishbone word address. Message address bits 1:0 and bits above
+        ``addr_width + 2`` are not driven (MSI addresses are 4-byte aligned).
+
+    Members
+    -------
+    msi : In(stream.Signature(MSIMessage))
+    bus : Out(wishbone.Signature(addr_width=addr_width))
+
+    Latency
+    -------
+    The bus request appears in the cycle the message is offered (combinational).
+    """
+    def __init__(self, *, addr_width=62):
+        if not isinstance(addr_width, int) or not 1 <= addr_width <= 62:
+            raise ValueError(f"addr_width must be an integer from 1 to 62, not {addr_width!r}")
+        super().__init__({
+            "msi": In(stream.Signature(MSIMessage)),
+            "bus": Out(wishbone.Signature(addr_width=addr_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        m.d.comb += [
+            bus.cyc.eq(self.msi.valid),
+            bus.stb.eq(self.msi.valid),
+            bus.we.eq(1),
+            bus.sel.eq(0b1111),
+            bus.adr.eq(self.msi.p.address[2:]),
+            bus.dat_w.eq(self.msi.p.data),
+            self.msi.ready.eq(bus.ack),
+        ]
+        return m
