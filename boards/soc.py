@@ -1,0 +1,178 @@
+"""The system the board tops carry: UART bridge, transport, echo device and MSI recorder.
+
+:class:`BridgeSoC` is platform-independent (a serial line in and out, LED outputs), so the whole
+system is simulated bit by bit in the tests; :mod:`boards.top` only adds the pins.
+
+Bus map (byte offsets on the bridge's bus)
+------------------------------------------
+* from 0: the transport's register window (registers, config space, doorbells);
+* from :data:`RECORDER_BASE`: the :class:`~boards.recorder.MSIRecorder`.
+"""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from hw import VirtioMMIOTransport
+
+from .bridge import ADDR_WIDTH, UARTBridge
+from .echo import ECHO_CONFIG_SIZE, EchoDevice
+from .recorder import MSIRecorder
+from .uart import UARTReceiver, UARTTransmitter
+
+
+__all__ = ["RECORDER_BASE", "BOARD_TRANSPORT", "make_transport", "BridgeSoC"]
+
+#: Byte offset of the MSI recorder on the bridge's bus, above any transport window.
+RECORDER_BASE = 0x8000
+
+#: The transport the boards carry: a small virtio device with per-queue doorbells and MSI.
+BOARD_TRANSPORT = dict(
+    device_id=0x1f,              # an unassigned ID (virtio 1.2 §5): no Linux driver binds to it
+    vendor_id=0x1af4,
+    num_queues=2,
+    queue_size_max=64,
+    config_size=ECHO_CONFIG_SIZE,
+    msi="v2", msi_vectors=4, msi_sharing=False,
+    notify_base=0x1000, notify_multiplier=4,
+)
+
+_MSI_PARAMS = ("msi", "msi_vectors", "msi_sharing")
+
+
+def make_transport(params=BOARD_TRANSPORT):
+    """Build a :class:`~hw.VirtioMMIOTransport` from ``params``.
+
+    While the transport refuses MSI (``NotImplementedError``, or a constructor without the
+    ``msi_*`` parameters) the MSI parameters are dropped. Returns ``(transport, note)`` where
+    ``note`` says what was dropped, or is ``None``.
+    """
+    try:
+        return VirtioMMIOTransport(**params), None
+    except (NotImplementedError, TypeError) as error:
+        if params.get("msi") is None:
+            raise
+        fallback = {k: v for k, v in params.items() if k not in _MSI_PARAMS}
+        note = (f"msi={params['msi']!r} is not available ({error}); built with msi=None, "
+                f"without the MSI table")
+        return VirtioMMIOTransport(**fallback), note
+
+
+class BridgeSoC(wiring.Component):
+    """Transport behind a UART-to-Wishbone bridge, with a device and an MSI recorder.
+
+    Parameters
+    ----------
+    divisor : int
+        UART clock cycles per bit.
+    timeout : int
+        Bridge frame timeout in cycles (see :class:`~boards.bridge.UARTBridge`).
+    transport : dict
+        :class:`~hw.VirtioMMIOTransport` parameters; ``config_size`` must be the echo device's.
+    recorder_depth : int
+    stretch : int
+        Cycles an MSI or bridge activity pulse keeps its LED on.
+
+    Members
+    -------
+    rx : In(1, init=1)
+        Serial line from the host.
+    tx : Out(1, init=1)
+        Serial line to the host.
+    irq : Out(1)
+        The transport's wired interrupt.
+    msi_led : Out(1)
+        On for ``stretch`` cycles after each MSI message.
+    activity : Out(1)
+        On while the bridge works on a frame, and ``stretch`` cycles after.
+    """
+
+    def __init__(self, *, divisor, timeout, transport=BOARD_TRANSPORT, recorder_depth=16,
+                 stretch=1 << 20):
+        if transport.get("config_size") != ECHO_CONFIG_SIZE:
+            raise ValueError(f"transport config_size must be {ECHO_CONFIG_SIZE} (the echo "
+                             f"device's), not {transport.get('config_size')!r}")
+        self.transport, self.note = make_transport(transport)
+        if self.transport.bus.signature.addr_width > ceil_log2(RECORDER_BASE) - 2:
+            raise ValueError("the transport window overlaps the recorder at "
+                             f"{RECORDER_BASE:#x}")
+        self._divisor = divisor
+        self._timeout = timeout
+        self._recorder_depth = recorder_depth
+        self._stretch = stretch
+        super().__init__({
+            "rx":       In(1, init=1),
+            "tx":       Out(1, init=1),
+            "irq":      Out(1),
+            "msi_led":  Out(1),
+            "activity": Out(1),
+        })
+
+    @property
+    def has_msi(self):
+        """The transport has an MSI stream (``msi`` member), connected to the recorder."""
+        return "msi" in self.transport.signature.members
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart_rx = uart_rx = UARTReceiver(divisor=self._divisor)
+        m.submodules.uart_tx = uart_tx = UARTTransmitter(divisor=self._divisor)
+        m.submodules.bridge = bridge = UARTBridge(timeout=self._timeout)
+        m.submodules.transport = transport = self.transport
+        m.submodules.device = device = EchoDevice(num_queues=transport.num_queues)
+        m.submodules.recorder = recorder = MSIRecorder(depth=self._recorder_depth)
+
+        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx), self.irq.eq(transport.irq)]
+        wiring.connect(m, uart_rx.data, bridge.rx)
+        wiring.connect(m, bridge.tx, uart_tx.data)
+        port = transport.device
+        wiring.connect(m, port.notify, device.notify)
+        wiring.connect(m, port.config, device.config)
+        m.d.comb += [port.config_change.eq(device.config_change), device.reset.eq(port.reset)]
+        m.d.comb += [port.queues[q].used.eq(device.used[q]) for q in range(transport.num_queues)]
+        if self.has_msi:
+            m.d.comb += [
+                recorder.msi.valid.eq(transport.msi.valid),
+                recorder.msi.payload.eq(transport.msi.payload),
+                transport.msi.ready.eq(recorder.msi.ready),
+            ]
+
+        # Address decoder: the top bit of the recorder's base selects the recorder.
+        host = bridge.bus
+        select_bit = ceil_log2(RECORDER_BASE) - 2
+        to_recorder = host.adr[select_bit]
+        to_transport = host.adr[transport.bus.signature.addr_width:] == 0
+        for target, selected in ((transport.bus, ~to_recorder & to_transport),
+                                 (recorder.bus, to_recorder)):
+            m.d.comb += [
+                target.adr.eq(host.adr),
+                target.sel.eq(host.sel),
+                target.we.eq(host.we),
+                target.dat_w.eq(host.dat_w),
+                target.cyc.eq(host.cyc & selected),
+                target.stb.eq(host.stb & selected),
+            ]
+        # A hole in the map (between the windows) acknowledges at once and reads 0.
+        hole_ack = Signal()
+        m.d.sync += hole_ack.eq(host.cyc & host.stb & ~to_recorder & ~to_transport & ~hole_ack)
+        with m.If(to_recorder):
+            m.d.comb += [host.ack.eq(recorder.bus.ack), host.dat_r.eq(recorder.bus.dat_r)]
+        with m.Elif(to_transport):
+            m.d.comb += [host.ack.eq(transport.bus.ack), host.dat_r.eq(transport.bus.dat_r)]
+        with m.Else():
+            m.d.comb += host.ack.eq(hole_ack)
+
+        def stretched(pulse):
+            timer = Signal(range(self._stretch + 1))
+            with m.If(pulse):
+                m.d.sync += timer.eq(self._stretch)
+            with m.Elif(timer != 0):
+                m.d.sync += timer.eq(timer - 1)
+            return timer != 0
+
+        m.d.comb += [
+            self.msi_led.eq(stretched(recorder.activity)),
+            self.activity.eq(stretched(bridge.active)),
+        ]
+        return m

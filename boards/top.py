@@ -1,0 +1,75 @@
+"""Board tops: the :class:`~boards.soc.BridgeSoC` on the iCEBreaker and the ULX3S.
+
+The SoC's serial line goes to the board's USB serial port (the FTDI chip's second channel on
+both boards: ``/dev/ttyUSB1`` on Linux), its interrupt and MSI activity to LEDs:
+
+========== ==================== ===================== ====================
+board      wired interrupt      MSI message           bridge activity
+========== ==================== ===================== ====================
+iCEBreaker red LED (``led 0``)  green LED (``led 1``) --
+ULX3S      LED 0                LED 1                 LED 2
+========== ==================== ===================== ====================
+"""
+
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+from .soc import BridgeSoC, BOARD_TRANSPORT
+from .uart import divisor_for
+
+
+__all__ = ["BOARDS", "DEFAULT_BAUD", "BoardTop"]
+
+#: Board name -> (platform class, LED index per SoC output).
+BOARDS = {
+    "icebreaker": (ICEBreakerPlatform, {"irq": 0, "msi_led": 1}),
+    "ulx3s":      (ULX3S_85F_Platform, {"irq": 0, "msi_led": 1, "activity": 2}),
+}
+
+DEFAULT_BAUD = 115200
+
+
+class BoardTop(Elaboratable):
+    """The SoC with its pins on ``platform``'s default clock, UART 0 and LEDs.
+
+    Parameters
+    ----------
+    board : str
+        A key of :data:`BOARDS`.
+    baud : int
+    transport : dict
+        :class:`~hw.VirtioMMIOTransport` parameters.
+    """
+
+    def __init__(self, board, *, baud=DEFAULT_BAUD, transport=BOARD_TRANSPORT):
+        if board not in BOARDS:
+            raise ValueError(f"board must be one of {sorted(BOARDS)}, not {board!r}")
+        self.board = board
+        platform_class, self.leds = BOARDS[board]
+        self.platform = platform_class()
+        clk = self.platform.default_clk_frequency
+        self.clk_frequency = clk
+        self.baud = baud
+        self.soc = BridgeSoC(
+            divisor=divisor_for(clk, baud),
+            timeout=int(clk // 100),           # 10 ms: far above a byte time, below the host's
+            transport=transport,
+            stretch=int(clk // 10),            # 100 ms blinks
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.soc = soc = self.soc
+
+        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [soc.rx.eq(rx.i), tx.o.eq(soc.tx)]
+
+        for output, index in self.leds.items():
+            led = platform.request("led", index, dir="-")
+            m.submodules[f"led{index}"] = buffer = io.Buffer("o", led)
+            m.d.comb += buffer.o.eq(getattr(soc, output))
+        return m
