@@ -408,9 +408,13 @@ class VirtioMMIOTransport(wiring.Component):
             ]
         # decisions.md D6: while MSI is enabled, events go to MSI, InterruptStatus stays 0 and
         # InterruptACK is ignored; ENABLE hands set bits over to MSI, DISABLE folds them back.
-        events = Mux(msi_enabled, 0, Cat(used_event, config_event))
+        enabling = Const(0)
+        if self._msi is not None:
+            enabling = msi.command_valid & (msi.command == MsiCmdV2.ENABLE.value)
+        events = Mux(msi_enabled | enabling, 0, Cat(used_event, config_event))
+        handed_over = Mux(enabling, 0b11, 0)
         int_next = Signal(2)
-        m.d.comb += int_next.eq(int_status & ~ack_bits | events | fold)
+        m.d.comb += int_next.eq(int_status & ~ack_bits & ~handed_over | events | fold)
         m.d.sync += int_status.eq(int_next)
         m.d.comb += self.irq.eq(int_status.any())
 

@@ -11,7 +11,8 @@ size)`` (see :class:`sim.bus.SimMMIO`); it addresses registers by name through
 
 from dataclasses import dataclass, field
 
-from hw.regmap import (CONFIG_OFFSET, MAGIC, Feature, InterruptBit, RegisterMap, Status)
+from hw.regmap import (CONFIG_OFFSET, MAGIC, NO_VECTOR, Feature, InterruptBit, MsiCmdV2,
+                       MsiOpV1, MsiStateBit, RegisterMap, Status)
 
 
 __all__ = ["DriverError", "NoDevice", "FeaturesRefused", "VirtQueue", "VirtioMMIODriver",
@@ -76,8 +77,9 @@ class VirtioMMIODriver:
     ----------
     io : accessor
         ``async read(offset, size=4)`` and ``async write(offset, value, size=4)``.
-    msi : None
-        Register map personality the driver speaks (the mainline driver: ``None``).
+    msi : None or "v2" or "v1"
+        Which driver: mainline (``None``), the v2 MSI series (reference (d.2), which also keeps
+        bits 39 and 40) or the v1 series (reference (d.3), Version 3).
     notification : bool
         The driver carries the v2 series' per-queue notification patch (reference (d.2), patch
         1/5): it keeps VIRTIO_F_MMIO_NOTIFICATION (39) when offered and then rings each queue at
@@ -88,8 +90,12 @@ class VirtioMMIODriver:
         self.io = io
         self.regs = RegisterMap(msi)
         self.extensions = set()
-        if notification:
+        if notification or msi == "v2":
             self.extensions.add(Feature.MMIO_NOTIFICATION)
+        if msi == "v2":
+            self.extensions.add(Feature.MMIO_MSI)
+        self.msi = msi
+        self.sharing = None
         self.state = DriverState()
         self._notify_base = None
         self._notify_multiplier = 0
@@ -115,7 +121,7 @@ class VirtioMMIODriver:
         if magic != MAGIC:
             raise DriverError(f"wrong magic value {magic:#010x}")
         version = await self.read("Version")
-        if version not in (1, 2):
+        if version not in ((3,) if self.msi == "v1" else (1, 2)):
             raise DriverError(f"version {version} not supported")
         device_id = await self.read("DeviceID")
         if device_id == 0:
@@ -159,7 +165,7 @@ class VirtioMMIODriver:
 
     async def finalize_features(self, features):
         """``vm_finalize_features``: Version 2 requires VIRTIO_F_VERSION_1."""
-        if not features >> Feature.VERSION_1 & 1:
+        if self.msi != "v1" and not features >> Feature.VERSION_1 & 1:
             raise DriverError("device does not offer VIRTIO_F_VERSION_1")
         await self.write("DriverFeaturesSel", 1)
         await self.write("DriverFeatures", features >> 32 & 0xffff_ffff)
@@ -276,6 +282,100 @@ class VirtioMMIODriver:
                 vq.interrupts += 1            # vring_interrupt() on every queue
         return status
 
+    # --- MSI, proposal v2 (reference (d.2)) --------------------------------------------------
+
+    async def msi_command(self, command, vector=None):
+        """``writel(vector, MsiVecSel); writel(command, MsiCmd)``."""
+        if vector is not None:
+            await self.write("MsiVecSel", vector)
+        await self.write("MsiCmd", MsiCmdV2(command).value)
+
+    async def msi_write_msg(self, vector, address, data):
+        """``mmio_write_msi_msg``: select, stage address and data, CONFIGURE."""
+        await self.write("MsiVecSel", vector)
+        await self.write("MsiAddrLow", address & 0xffff_ffff)
+        await self.write("MsiAddrHigh", address >> 32)
+        await self.write("MsiData", data)
+        await self.write("MsiCmd", MsiCmdV2.CONFIGURE.value)
+
+    async def mask(self, vector):
+        await self.msi_command(MsiCmdV2.MASK, vector)
+
+    async def unmask(self, vector):
+        """IRQ start-up (``request_irq``) unmasks the vector."""
+        await self.msi_command(MsiCmdV2.UNMASK, vector)
+
+    async def find_vqs_msi_v2(self, queues, messages):
+        """``vm_find_vqs`` of the v2 series with MSI negotiated: vectors, ENABLE, maps, queues.
+
+        ``messages`` gives ``(address, data)`` per vector the irq domain allocates. Returns the
+        mapping mode (True: sharing)."""
+        self.note("MSI bring-up (proposal v2)")
+        sharing = bool(await self.read("MsiState") >> MsiStateBit.SHARING_LINUX & 1)
+        vec_num = await self.read("MsiVecNum")
+        queues = list(queues)
+        needed = 2 if sharing else len(queues) + 1
+        if vec_num < needed:
+            raise DriverError(f"MsiVecNum {vec_num} < {needed}")
+        for vector, (address, data) in enumerate(messages[:needed]):
+            await self.msi_write_msg(vector, address, data)
+        if not await self.read("MsiState") >> MsiStateBit.ENABLED_LINUX & 1:
+            await self.msi_command(MsiCmdV2.ENABLE)
+        await self.unmask(0)                                  # request_irq(config vector)
+        if sharing:
+            await self.msi_command(MsiCmdV2.MAP_CONFIG, 0)
+            await self.unmask(1)                              # request_irq("virtqueues")
+        for index in queues:
+            await self.setup_vq(index)
+            if sharing:
+                await self.msi_command(MsiCmdV2.MAP_QUEUE, 1)   # QueueSel still holds index
+            else:
+                await self.unmask(index + 1)
+        self.sharing = sharing
+        return sharing
+
+    async def free_msi_v2(self, *, linux_bug=False):
+        """Teardown: mask every vector (free_irq), tear down queues, disable MSI. The v2 series
+        sends ENABLE instead of DISABLE (reference (d.2) 7, ``linux_bug``)."""
+        vectors = 2 if self.sharing else len(self.state.queues) + 1
+        for vector in range(vectors):
+            await self.mask(vector)
+        for index in sorted(self.state.queues):
+            await self.del_vq(index)
+        await self.msi_command(MsiCmdV2.ENABLE if linux_bug else MsiCmdV2.DISABLE)
+
+    # --- MSI, proposal v1 (reference (d.3)) ----------------------------------------------------
+
+    async def find_vqs_msi_v1(self, queues, messages):
+        """``vm_find_vqs`` of the v1 series: configure nvqs+1 vectors with UPDATE, set up the
+        queues, then set MsiStatus bit 15 by read-modify-write.
+
+        The v1 driver reads MsiStatus bit 15 as "MSI supported" before all this; the v1 spec
+        (and this device, decisions.md D1) defines it as msi_enabled, 0 after reset, so the
+        model does not make that check."""
+        self.note("MSI bring-up (proposal v1)")
+        status_reg, cmd_reg = self.regs["MsiStatus"], self.regs["MsiCmd"]
+        queues = list(queues)
+        op, arg = cmd_reg.field("cmd_op"), cmd_reg.field("cmd_arg")
+        for vector, (address, data) in enumerate(messages[:len(queues) + 1]):
+            await self.write("MsiAddrLow", address & 0xffff_ffff)
+            await self.write("MsiAddrHigh", address >> 32)
+            await self.write("MsiData", data)
+            await self.io.write(cmd_reg.offset, op.place(MsiOpV1.UPDATE.value) | arg.place(vector),
+                                cmd_reg.width // 8)
+        for index in queues:
+            await self.setup_vq(index)
+        csr = await self.io.read(status_reg.offset, status_reg.width // 8)
+        await self.io.write(status_reg.offset, csr | status_reg.field("msi_enabled").mask,
+                            status_reg.width // 8)
+
+    async def msi_enable_v1(self, enable):
+        """``MsiCmd`` ENABLE with argument 1 or 0 (spec v1)."""
+        cmd_reg = self.regs["MsiCmd"]
+        value = cmd_reg.field("cmd_op").place(MsiOpV1.ENABLE.value) | \
+            cmd_reg.field("cmd_arg").place(int(enable))
+        await self.io.write(cmd_reg.offset, value, cmd_reg.width // 8)
+
     # --- shared memory ------------------------------------------------------------------------
 
     async def get_shm_region(self, region_id):
@@ -290,16 +390,24 @@ class VirtioMMIODriver:
     # --- whole sequences --------------------------------------------------------------------------
 
     async def bring_up(self, *, queues, driver_supports=(1 << DEVICE_FEATURE_BITS) - 1,
-                       queue_size=None):
-        """``register_virtio_device`` + ``virtio_dev_probe`` + ``find_vqs`` + DRIVER_OK."""
+                       queue_size=None, msi_messages=None):
+        """``register_virtio_device`` + ``virtio_dev_probe`` + ``find_vqs`` + DRIVER_OK.
+
+        With ``msi_messages`` (``(address, data)`` per vector) the v2 driver sets up MSI when
+        bit 40 was negotiated, and the v1 driver always does."""
         await self.probe()
         await self.reset()
         await self.add_status(Status.ACKNOWLEDGE)
         await self.add_status(Status.DRIVER)
         features = await self.negotiate(driver_supports)
         await self.find_notify()
-        for index in queues:
-            await self.setup_vq(index, queue_size)
+        if msi_messages is not None and self.msi == "v2" and features >> Feature.MMIO_MSI & 1:
+            await self.find_vqs_msi_v2(queues, msi_messages)
+        elif msi_messages is not None and self.msi == "v1":
+            await self.find_vqs_msi_v1(queues, msi_messages)
+        else:
+            for index in queues:
+                await self.setup_vq(index, queue_size)
         await self.add_status(Status.DRIVER_OK)
         self.note("DRIVER_OK")
         return features

@@ -53,6 +53,8 @@ def transport_traces(transport):
         "config port": members(dev.config),
         "notifications": members(dev.notify),
     }
+    if transport.personality is not None:
+        traces["MSI"] = members(transport.msi)
     for q in range(transport.num_queues):
         traces[f"queue {q}"] = members(dev.queues[q])
     return traces

@@ -6,6 +6,7 @@ from hw import VirtioMMIOTransport
 from hw.regmap import CONFIG_OFFSET
 from sim.bus import SimMMIO, CycleCounter
 from sim.device import DeviceModel
+from sim.intc import InterruptControllerModel
 from sim.waves import simulate, transport_traces
 
 
@@ -24,20 +25,28 @@ def caller_test_name():
     return "sim"
 
 
-def run(dut, body, *, config=None, stall=0.0, echo_used=None, seed=0, name=None):
-    """Run ``body(ctx, io, device)`` against ``dut`` with a :class:`DeviceModel`."""
+def run(dut, body, *, config=None, stall=0.0, echo_used=None, seed=0, name=None,
+        msi_stall=0.0):
+    """Run ``body(ctx, io, device)`` against ``dut`` with a :class:`DeviceModel`; with an MSI
+    personality, ``body(ctx, io, device, intc)`` with an :class:`InterruptControllerModel`."""
     if config is None:
         config = bytes(range(0x40, 0x40 + dut.config_size))
     device = DeviceModel(dut.device, config=config, stall=stall, echo_used=echo_used, seed=seed)
     clock = CycleCounter()
+    processes = [device.run, clock.run]
+    extra = ()
+    if dut.personality is not None:
+        intc = InterruptControllerModel(dut.msi, stall=msi_stall, seed=seed)
+        processes.append(intc.run)
+        extra = (intc,)
     done = []
 
     async def testbench(ctx):
         io = SimMMIO(ctx, dut.bus, clock=clock)
-        await body(ctx, io, device)
+        await body(ctx, io, device, *extra)
         done.append(True)
 
-    simulate(dut, testbench, processes=[device.run, clock.run], name=name or caller_test_name(),
+    simulate(dut, testbench, processes=processes, name=name or caller_test_name(),
              traces=transport_traces(dut))
     assert done, "testbench did not finish"
     return device

@@ -1,0 +1,575 @@
+"""MSI vector table, mapping and delivery (issue 3; decisions.md D2 to D7)."""
+
+import random
+
+import pytest
+from amaranth.hdl import ClockDomain, Module
+
+from hw.msi import MSIController, MSIWishboneMaster
+from hw.regmap import NO_VECTOR, Feature, InterruptBit, MsiCmdV2, MsiOpV1, MsiStateBit
+from sim.bus import wishbone_write
+from sim.driver import VirtioMMIODriver
+from sim.waves import simulate
+
+from helpers import make, run, off
+
+
+VERSION_1 = 1 << Feature.VERSION_1
+MSI_F = 1 << Feature.MMIO_MSI
+USED, CONFIG = InterruptBit.USED_BUFFER.value, InterruptBit.CONFIG_CHANGE.value
+
+
+def message(vector):
+    """A distinct (address, data) per vector, with high address bits in use."""
+    return 0x1_0000_0000 * (vector + 1) + 0xfee0_0000 + 4 * vector, 0x4000 + vector
+
+
+async def settle(ctx, cycles=6):
+    for _ in range(cycles):
+        await ctx.tick()
+
+
+async def negotiate_msi(io, dut):
+    for word in (0, 1):
+        await io.write(off(dut, "DriverFeaturesSel"), word)
+        await io.write(off(dut, "DriverFeatures"), (VERSION_1 | MSI_F) >> (32 * word) & 0xffff_ffff)
+
+
+async def command(io, dut, cmd, vector=None):
+    if vector is not None:
+        await io.write(off(dut, "MsiVecSel"), vector)
+    await io.write(off(dut, "MsiCmd"), MsiCmdV2(cmd).value)
+
+
+async def configure(io, dut, vector, address=None, data=None):
+    if address is None:
+        address, data = message(vector)
+    await io.write(off(dut, "MsiVecSel"), vector)
+    await io.write(off(dut, "MsiAddrLow"), address & 0xffff_ffff)
+    await io.write(off(dut, "MsiAddrHigh"), address >> 32)
+    await io.write(off(dut, "MsiData"), data)
+    await io.write(off(dut, "MsiCmd"), MsiCmdV2.CONFIGURE.value)
+
+
+async def ready_queues(io, dut, queues):
+    for q in queues:
+        await io.write(off(dut, "QueueSel"), q)
+        await io.write(off(dut, "QueueReady"), 1)
+
+
+async def v2_up(io, dut, *, configure_all=True):
+    """Negotiate bit 40, configure every vector, ENABLE, make every queue ready."""
+    await negotiate_msi(io, dut)
+    if configure_all:
+        for v in range(dut.msi_vectors):
+            await configure(io, dut, v)
+    await command(io, dut, MsiCmdV2.ENABLE)
+    await ready_queues(io, dut, range(dut.num_queues))
+
+
+# --- construction -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("params, message", [
+    (dict(msi="v2", num_queues=4, msi_vectors=4),
+     r"msi_vectors must be at least num_queues \+ 1 = 5 in non-sharing mode"),
+    (dict(msi="v2", msi_vectors=0, msi_sharing=True),
+     r"msi_vectors must be an integer from 1 to 2048, not 0"),
+    (dict(msi="v2", msi_vectors=4096, msi_sharing=True),
+     r"msi_vectors must be an integer from 1 to 2048, not 4096"),
+    (dict(msi="v1", msi_sharing=True), r"msi_sharing needs msi='v2'"),
+    (dict(msi_vectors=4), r"msi_vectors and msi_sharing need msi='v2' or msi='v1'"),
+    (dict(msi="v2", msi_sharing=1), r"msi_sharing must be a bool, not 1"),
+])
+def test_constructor_refuses(params, message):
+    with pytest.raises(ValueError, match=message):
+        make(**params)
+
+
+def test_msi_feature_offered_only_by_v2():
+    assert make(msi="v2").features & MSI_F
+    assert not make(msi="v1").features & MSI_F
+    assert not make().features & MSI_F
+
+
+# --- scenarios through the driver model -----------------------------------------------------------
+
+@pytest.mark.parametrize("num_queues", [1, 4])
+@pytest.mark.parametrize("mode", ["v2-non-sharing", "v2-sharing", "v1"])
+def test_every_event_sends_its_message(mode, num_queues):
+    personality = mode[:2]
+    sharing = mode == "v2-sharing"
+    params = dict(msi=personality, num_queues=num_queues, queue_size_max=16)
+    if sharing:
+        params.update(msi_sharing=True, msi_vectors=2)
+    dut = make(**params)
+    messages = [message(v) for v in range(num_queues + 1)]
+
+    async def body(ctx, io, device, intc):
+        drv = VirtioMMIODriver(io, msi=personality)
+        await drv.bring_up(queues=range(num_queues), msi_messages=messages)
+        if personality == "v2":
+            state = await io.read(off(dut, "MsiState"))
+            assert state >> MsiStateBit.ENABLED & 1 and state >> MsiStateBit.ENABLED_LINUX & 1
+            assert bool(state >> MsiStateBit.SHARING & 1) == sharing
+        for q in range(num_queues):
+            device.raise_used(q)
+            await settle(ctx)
+            # sharing: every queue on vector 1 (MAP_QUEUE); otherwise vector q+1
+            assert intc.take() == [messages[1 if sharing else q + 1]], q
+        device.change_config()
+        await settle(ctx)
+        assert intc.take() == [messages[0]]
+        assert not ctx.get(dut.irq)
+        assert await io.read(off(dut, "InterruptStatus")) == 0
+    run(dut, body)
+
+
+def test_linux_v2_teardown_bug_leaves_msi_on_until_reset():
+    dut = make(msi="v2", num_queues=2)
+
+    async def body(ctx, io, device, intc):
+        drv = VirtioMMIODriver(io, msi="v2")
+        await drv.bring_up(queues=range(2), msi_messages=[message(v) for v in range(3)])
+        await drv.free_msi_v2(linux_bug=True)            # sends ENABLE, not DISABLE
+        assert await io.read(off(dut, "MsiState")) >> MsiStateBit.ENABLED & 1
+        await drv.reset()
+        await negotiate_msi(io, dut)
+        assert await io.read(off(dut, "MsiState")) == 0
+    run(dut, body)
+
+
+# --- every vector: mask, pending, configure, NO_VECTOR ------------------------------------------
+
+def test_masked_events_pend_and_are_delivered_once_on_unmask_for_every_vector():
+    n = 8
+    dut = make(msi="v2", num_queues=n, queue_size_max=16)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        for v in range(n + 1):
+            await command(io, dut, MsiCmdV2.MASK, v)
+        for q in range(n):
+            device.raise_used(q)
+            device.raise_used(q, delay=3)                # two events: one message
+        device.change_config()
+        await settle(ctx, 10)
+        assert intc.take() == []
+        for v in reversed(range(n + 1)):
+            await command(io, dut, MsiCmdV2.UNMASK, v)
+            await settle(ctx, 3)
+            assert intc.take() == [message(v)], v
+        await settle(ctx, 10)
+        assert intc.take() == []
+    run(dut, body)
+
+
+def test_events_before_configure_are_delivered_on_configure_for_every_vector():
+    n = 8
+    dut = make(msi="v2", num_queues=n, queue_size_max=16)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut, configure_all=False)
+        for q in range(n):
+            device.raise_used(q)
+        device.change_config()
+        await settle(ctx, 10)
+        assert intc.take() == []
+        for v in range(n + 1):
+            await configure(io, dut, v)
+            await settle(ctx, 3)
+            assert intc.take() == [message(v)], v
+    run(dut, body)
+
+
+def test_configure_of_a_masked_vector_keeps_it_pending():
+    dut = make(msi="v2", num_queues=1)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut, configure_all=False)
+        await command(io, dut, MsiCmdV2.MASK, 1)
+        device.raise_used(0)
+        await configure(io, dut, 1)
+        await settle(ctx)
+        assert intc.take() == []
+        await command(io, dut, MsiCmdV2.UNMASK, 1)
+        await settle(ctx)
+        assert intc.take() == [message(1)]
+    run(dut, body)
+
+
+def test_reconfigure_takes_effect_for_the_next_message():
+    dut = make(msi="v2", num_queues=1)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        await configure(io, dut, 1, 0xfee0_1000, 0x77)
+        device.raise_used(0)
+        await settle(ctx)
+        assert intc.take() == [(0xfee0_1000, 0x77)]
+    run(dut, body)
+
+
+@pytest.mark.parametrize("vector", [3, NO_VECTOR], ids=["out-of-range", "NO_VECTOR"])
+def test_sharing_mode_no_vector_raises_nothing(vector):
+    dut = make(msi="v2", num_queues=2, msi_sharing=True, msi_vectors=3)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        # Maps start at NO_VECTOR: nothing at all.
+        device.raise_used(0)
+        device.raise_used(1)
+        device.change_config()
+        await settle(ctx)
+        assert intc.take() == []
+        # Map queue 1 to vector 2, config to vector 0, then try to remap queue 1.
+        await io.write(off(dut, "QueueSel"), 1)
+        await command(io, dut, MsiCmdV2.MAP_QUEUE, 2)
+        await command(io, dut, MsiCmdV2.MAP_CONFIG, 0)
+        await command(io, dut, MsiCmdV2.MAP_QUEUE, vector)
+        device.raise_used(0)
+        device.raise_used(1)
+        device.change_config()
+        await settle(ctx)
+        got = intc.take()
+        if vector == NO_VECTOR:
+            assert got == [message(0)]                 # queue 1 unmapped, queue 0 never mapped
+        else:
+            assert sorted(got) == sorted([message(0), message(2)])   # out of range: no change
+    run(dut, body)
+
+
+def test_map_commands_do_nothing_in_non_sharing_mode():
+    dut = make(msi="v2", num_queues=2)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        await io.write(off(dut, "QueueSel"), 0)
+        await command(io, dut, MsiCmdV2.MAP_QUEUE, NO_VECTOR)
+        await command(io, dut, MsiCmdV2.MAP_CONFIG, 2)
+        device.raise_used(0)
+        device.change_config()
+        await settle(ctx)
+        assert sorted(intc.take()) == sorted([message(1), message(0)])
+    run(dut, body)
+
+
+# --- coalescing and backpressure ------------------------------------------------------------------
+
+def test_events_coalesce_until_accepted_and_later_events_send_again():
+    dut = make(msi="v2", num_queues=2)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        intc.hold = True
+        for delay in (1, 2, 5, 9):
+            device.raise_used(1, delay=delay)
+        await settle(ctx, 15)
+        intc.hold = False
+        await settle(ctx, 4)
+        assert intc.take() == [message(2)]
+        device.raise_used(1)
+        await settle(ctx)
+        assert intc.take() == [message(2)]
+    run(dut, body)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_backpressure_loses_no_vector_and_invents_none(seed):
+    n = 6
+    rng = random.Random(seed)
+    dut = make(msi="v2", num_queues=n, queue_size_max=16)
+    vector_of = {("used", q): q + 1 for q in range(n)} | {("config", None): 0}
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        last_event = {}
+        active = rng.sample(sorted(vector_of, key=str), k=4)
+        for _ in range(60):
+            intc.hold = rng.random() < 0.5              # long random stretches of stall
+            for _ in range(rng.randrange(1, 12)):
+                for kind, q in active:                  # events every cycle
+                    if kind == "used":
+                        device.raise_used(q)
+                    else:
+                        device.change_config()
+                    last_event[vector_of[(kind, q)]] = device.now + 1
+                await ctx.tick()
+        intc.hold = False
+        await settle(ctx, 20)
+        last_accept = {}
+        for m in intc.messages:
+            vector = next(v for v in range(n + 1) if message(v) == (m.address, m.data))
+            last_accept[vector] = m.cycle
+        assert set(last_accept) == set(last_event)      # every vector with events, no other
+        for vector, cycle in last_event.items():
+            assert last_accept[vector] >= cycle, vector # the last event is covered too
+    run(dut, body, msi_stall=0.3, seed=seed)
+
+
+# --- ENABLE / DISABLE / reset --------------------------------------------------------------------
+
+def test_enable_delivers_interrupt_status_and_clears_it():
+    dut = make(msi="v2", num_queues=3)
+
+    async def body(ctx, io, device, intc):
+        await negotiate_msi(io, dut)
+        for v in range(4):
+            await configure(io, dut, v)
+        await ready_queues(io, dut, [0, 2])
+        device.raise_used(0)
+        device.change_config()
+        await settle(ctx)
+        assert await io.read(off(dut, "InterruptStatus")) == USED | CONFIG
+        assert ctx.get(dut.irq)
+        await command(io, dut, MsiCmdV2.ENABLE)
+        assert not ctx.get(dut.irq)
+        assert await io.read(off(dut, "InterruptStatus")) == 0
+        await settle(ctx)
+        # bit 1 to the config vector; bit 0 to every ready queue's vector
+        assert sorted(intc.take()) == sorted([message(0), message(1), message(3)])
+    run(dut, body)
+
+
+def test_disable_folds_pending_vectors_into_interrupt_status():
+    dut = make(msi="v2", num_queues=2)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        await command(io, dut, MsiCmdV2.MASK, 0)
+        await command(io, dut, MsiCmdV2.MASK, 2)
+        device.raise_used(1)
+        device.change_config()
+        await settle(ctx)
+        assert intc.take() == []
+        await command(io, dut, MsiCmdV2.DISABLE)
+        assert ctx.get(dut.irq)
+        assert await io.read(off(dut, "InterruptStatus")) == USED | CONFIG
+        state = await io.read(off(dut, "MsiState"))
+        assert not state >> MsiStateBit.ENABLED & 1
+        # Back to the wired interrupt: ACK works again, events set InterruptStatus.
+        await io.write(off(dut, "InterruptACK"), USED | CONFIG)
+        assert not ctx.get(dut.irq)
+        device.raise_used(0)
+        await settle(ctx)
+        assert await io.read(off(dut, "InterruptStatus")) == USED
+        assert intc.take() == []
+    run(dut, body)
+
+
+def test_interrupt_ack_is_ignored_while_msi_is_enabled():
+    dut = make(msi="v2", num_queues=1)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        await command(io, dut, MsiCmdV2.MASK, 1)
+        device.raise_used(0)
+        await settle(ctx)
+        await io.write(off(dut, "InterruptACK"), 3)
+        assert await io.read(off(dut, "InterruptStatus")) == 0
+        await command(io, dut, MsiCmdV2.DISABLE)
+        assert await io.read(off(dut, "InterruptStatus")) == USED
+    run(dut, body)
+
+
+def test_reset_in_the_middle_of_traffic_offers_nothing_afterwards():
+    dut = make(msi="v2", num_queues=4, queue_size_max=16)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        await command(io, dut, MsiCmdV2.MASK, 1)
+        intc.hold = True
+        for q in range(4):
+            device.raise_used(q)
+        await settle(ctx)
+        assert ctx.get(dut.msi.valid)
+        await io.write(off(dut, "Status"), 0)
+        assert not ctx.get(dut.msi.valid)
+        intc.hold = False
+        await settle(ctx, 10)
+        assert intc.take() == []
+        # power-on state: disabled, vectors unconfigured, unmasked, not pending
+        await negotiate_msi(io, dut)
+        assert await io.read(off(dut, "MsiState")) == 0
+        await command(io, dut, MsiCmdV2.ENABLE)
+        await ready_queues(io, dut, [0])
+        device.raise_used(0)
+        await settle(ctx)
+        assert intc.take() == []                         # vector 1 is unconfigured again
+        await configure(io, dut, 1)
+        await settle(ctx)
+        assert intc.take() == [message(1)]
+    run(dut, body)
+
+
+# --- bad inputs ------------------------------------------------------------------------------------
+
+def test_msi_registers_need_bit_40():
+    dut = make(msi="v2", num_queues=1)
+
+    async def body(ctx, io, device, intc):
+        assert await io.read(off(dut, "MsiVecNum")) == 0
+        await configure(io, dut, 1)
+        await command(io, dut, MsiCmdV2.ENABLE)
+        assert await io.read(off(dut, "MsiState")) == 0
+        await ready_queues(io, dut, [0])
+        device.raise_used(0)
+        await settle(ctx)
+        assert intc.take() == []
+        assert await io.read(off(dut, "InterruptStatus")) == USED   # plain device
+        await negotiate_msi(io, dut)
+        assert await io.read(off(dut, "MsiVecNum")) == 2
+        assert await io.read(off(dut, "MsiState")) == 0      # the ENABLE above did nothing
+    run(dut, body)
+
+
+@pytest.mark.parametrize("vector", [2, 0x100, NO_VECTOR], ids=hex)
+def test_commands_with_no_or_out_of_range_vector_do_nothing(vector):
+    dut = make(msi="v2", num_queues=1)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        for cmd in (MsiCmdV2.MASK, MsiCmdV2.CONFIGURE, MsiCmdV2.UNMASK):
+            await command(io, dut, cmd, vector)
+        # Vector 0 and 1 are untouched: still unmasked and configured as before.
+        device.raise_used(0)
+        device.change_config()
+        await settle(ctx)
+        assert sorted(intc.take()) == sorted([message(0), message(1)])
+    run(dut, body)
+
+
+@pytest.mark.parametrize("value", [0, 8, 0x101, 0xffff_ffff], ids=hex)
+def test_unknown_commands_are_ignored(value):
+    dut = make(msi="v2", num_queues=1)
+
+    async def body(ctx, io, device, intc):
+        await negotiate_msi(io, dut)
+        await configure(io, dut, 1)
+        await io.write(off(dut, "MsiCmd"), value)
+        assert await io.read(off(dut, "MsiState")) == 0
+    run(dut, body)
+
+
+@pytest.mark.parametrize("sel", [0b0001, 0b0011, 0b1100, 0b0111])
+def test_v2_partial_writes_are_ignored(sel):
+    dut = make(msi="v2", num_queues=1)
+
+    async def body(ctx, io, device, intc):
+        await negotiate_msi(io, dut)
+        await configure(io, dut, 1)
+        await wishbone_write(ctx, dut.bus, dut.regs["MsiCmd"].word, MsiCmdV2.ENABLE.value, sel=sel)
+        assert await io.read(off(dut, "MsiState")) == 0
+    run(dut, body)
+
+
+def test_v1_sixteen_bit_registers_take_their_own_lanes():
+    dut = make(msi="v1", num_queues=2)
+    status, cmd = dut.regs["MsiStatus"], dut.regs["MsiCmd"]
+    update = cmd.field("cmd_op").place(MsiOpV1.UPDATE.value)
+    enable = cmd.field("cmd_op").place(MsiOpV1.ENABLE.value)
+    enabled = status.field("msi_enabled").mask
+
+    async def body(ctx, io, device, intc):
+        assert await io.read(status.offset, 2) == status.field("max_queue_num").place(2)
+        for v in range(3):
+            address, data = message(v)
+            await io.write(off(dut, "MsiAddrLow"), address & 0xffff_ffff)
+            await io.write(off(dut, "MsiAddrHigh"), address >> 32)
+            await io.write(off(dut, "MsiData"), data)
+            await io.write(cmd.offset, update | v, 2)
+        # 8-bit halves of MsiCmd do nothing
+        await wishbone_write(ctx, dut.bus, cmd.word, (enable | 1) << cmd.shift, sel=0b0100)
+        await wishbone_write(ctx, dut.bus, cmd.word, (enable | 1) << cmd.shift, sel=0b1000)
+        assert not await io.read(status.offset, 2) & enabled
+        # MsiCmd ENABLE 1 / 0, and the MsiStatus bit-15 write the Linux v1 driver uses
+        await io.write(cmd.offset, enable | 1, 2)
+        assert await io.read(status.offset, 2) & enabled
+        await io.write(cmd.offset, enable | 0, 2)
+        assert not await io.read(status.offset, 2) & enabled
+        await io.write(status.offset, enabled, 2)
+        assert await io.read(status.offset, 2) & enabled
+        await ready_queues(io, dut, range(2))
+        device.raise_used(1)
+        await settle(ctx)
+        assert intc.take() == [message(2)]
+        # a 32-bit write of the whole word counts as MsiCmd only
+        await io.write(status.offset, (enable | 0) << cmd.shift | enabled, 4)
+        assert not await io.read(status.offset, 2) & enabled
+        # unknown op and an UPDATE of a vector out of range do nothing
+        await io.write(cmd.offset, 0xf << 12 | 1, 2)
+        await io.write(cmd.offset, update | 0xfff, 2)
+        assert not await io.read(status.offset, 2) & enabled
+    run(dut, body)
+
+
+# --- latency and rate -------------------------------------------------------------------------------
+
+def test_event_to_message_latency_and_sustained_rate():
+    n = 8
+    dut = make(msi="v2", num_queues=n, queue_size_max=16)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        await settle(ctx)
+        # latency: event in cycle N, request on the stream in cycle N + latency
+        ctx.set(dut.device.queues[3].used, 1)
+        await ctx.tick()
+        ctx.set(dut.device.queues[3].used, 0)
+        latency = 1
+        while not ctx.get(dut.msi.valid):
+            await ctx.tick()
+            latency += 1
+        assert latency <= 3
+        await settle(ctx)
+        intc.take()
+        # rate: every vector has an event in the same cycle; always-ready sink
+        for q in range(n):
+            ctx.set(dut.device.queues[q].used, 1)
+        await ctx.tick()
+        for q in range(n):
+            ctx.set(dut.device.queues[q].used, 0)
+        await settle(ctx, 3 * n)
+        cycles = [m.cycle for m in intc.messages]
+        assert len(cycles) == n
+        interval = (cycles[-1] - cycles[0]) / (n - 1)
+        assert interval <= 2
+        print(f"event-to-request latency {latency} cycles; one message every {interval} cycles")
+    run(dut, body)
+
+
+# --- the Wishbone MSI master ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("ack_delay", [0, 3])
+def test_wishbone_master_performs_one_write_per_message(ack_delay):
+    dut = MSIWishboneMaster(addr_width=30)
+    sent = [(0xfee0_0000 + 4 * i, 0x100 + i) for i in range(5)]
+    writes = []
+
+    async def testbench(ctx):
+        bus = dut.bus
+        for address, data in sent:
+            ctx.set(dut.msi.valid, 1)
+            ctx.set(dut.msi.p.address, address)
+            ctx.set(dut.msi.p.data, data)
+            for _ in range(ack_delay):
+                assert ctx.get(bus.cyc) and ctx.get(bus.stb) and not ctx.get(dut.msi.ready)
+                await ctx.tick()
+            assert ctx.get(bus.we) and ctx.get(bus.sel) == 0b1111
+            writes.append((ctx.get(bus.adr) << 2, ctx.get(bus.dat_w)))
+            ctx.set(bus.ack, 1)
+            assert ctx.get(dut.msi.ready)
+            await ctx.tick()
+            ctx.set(bus.ack, 0)
+        ctx.set(dut.msi.valid, 0)
+        assert not ctx.get(bus.cyc)
+
+    top = Module()
+    top.domains.sync = ClockDomain()        # the master is combinational; the bench needs a clock
+    top.submodules.dut = dut
+    simulate(top, testbench, name=f"msi_master_{ack_delay}")
+    assert writes == sent
+
+
+def test_wishbone_master_refuses_bad_address_width():
+    with pytest.raises(ValueError, match="addr_width must be an integer from 1 to 62, not 0"):
+        MSIWishboneMaster(addr_width=0)
