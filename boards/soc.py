@@ -97,10 +97,12 @@ class BridgeSoC(wiring.Component):
         if self.transport.bus.signature.addr_width > ceil_log2(RECORDER_BASE) - 2:
             raise ValueError("the transport window overlaps the recorder at "
                              f"{RECORDER_BASE:#x}")
-        self._divisor = divisor
-        self._timeout = timeout
-        self._recorder_depth = recorder_depth
         self._stretch = stretch
+        self.uart_rx = UARTReceiver(divisor=divisor)
+        self.uart_tx = UARTTransmitter(divisor=divisor)
+        self.bridge = UARTBridge(timeout=timeout)
+        self.device = EchoDevice(num_queues=self.transport.num_queues)
+        self.recorder = MSIRecorder(depth=recorder_depth)
         super().__init__({
             "rx":       In(1, init=1),
             "tx":       Out(1, init=1),
@@ -116,12 +118,12 @@ class BridgeSoC(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.uart_rx = uart_rx = UARTReceiver(divisor=self._divisor)
-        m.submodules.uart_tx = uart_tx = UARTTransmitter(divisor=self._divisor)
-        m.submodules.bridge = bridge = UARTBridge(timeout=self._timeout)
+        m.submodules.uart_rx = uart_rx = self.uart_rx
+        m.submodules.uart_tx = uart_tx = self.uart_tx
+        m.submodules.bridge = bridge = self.bridge
         m.submodules.transport = transport = self.transport
-        m.submodules.device = device = EchoDevice(num_queues=transport.num_queues)
-        m.submodules.recorder = recorder = MSIRecorder(depth=self._recorder_depth)
+        m.submodules.device = device = self.device
+        m.submodules.recorder = recorder = self.recorder
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx), self.irq.eq(transport.irq)]
         wiring.connect(m, uart_rx.data, bridge.rx)
