@@ -1,9 +1,13 @@
-"""The main job: an end-to-end scenario in simulation, with a transcript and a waveform.
+"""The main job: end-to-end scenarios in simulation, with transcripts and waveforms.
 
-A virtio-net-like device (2 queues, 16 bytes of config space, per-queue doorbells) is brought up by
-the driver model exactly as Linux does it; the driver notifies each queue at its own doorbell, the
-device answers with used-buffer events, the driver handles the interrupts, the device changes its
-link status (a config-change interrupt), and the driver tears everything down.
+``wired``: a virtio-net-like device (2 queues, 16 bytes of config space, per-queue doorbells) is
+brought up by the driver model exactly as Linux does it; the driver notifies each queue at its own
+doorbell, the device answers with used-buffer events, the driver handles the wired interrupts, the
+device changes its link status (a config-change interrupt), and the driver tears everything down.
+
+``msi``: the same device with ``msi="v2"`` (non-sharing: vector 0 for config changes, vector q+1
+for queue q) and the v2 series driver: MSI vectors are configured and enabled, every interrupt
+arrives as an MSI write at an interrupt-controller model, the wired interrupt stays low.
 
 Run it with ``./run demo`` (``python -m sim``).
 """
@@ -17,6 +21,7 @@ from hw.regmap import Feature
 from .bus import CycleCounter, SimMMIO, Transcript
 from .device import DeviceModel
 from .driver import VirtioMMIODriver
+from .intc import InterruptControllerModel
 from .waves import simulate, transport_traces
 
 
@@ -43,6 +48,16 @@ def default_transport(**overrides):
     return VirtioMMIOTransport(**params)
 
 
+def describer(dut):
+    """Names byte offsets of ``dut`` for transcripts: registers, config space, doorbells."""
+    def describe(offset):
+        window = dut.notify_window
+        if window and window[0] <= offset < window[1]:
+            return f"Doorbell[q{(offset - window[0]) // max(dut.notify_multiplier, 1)}]"
+        return dut.regs.describe(offset, config_size=dut.config_size)
+    return describe
+
+
 def run_scenario(*, echo=print, waves=True, name="demo"):
     """Run the scenario; returns ``(transcript, device_model, driver, paths)``."""
     dut = default_transport()
@@ -50,12 +65,6 @@ def run_scenario(*, echo=print, waves=True, name="demo"):
     clock = CycleCounter()
     device = DeviceModel(dut.device, config=NET_CONFIG, echo_used=4)
     driver_box = {}
-
-    def describe(offset):
-        window = dut.notify_window
-        if window and window[0] <= offset < window[1]:
-            return f"Doorbell[q{(offset - window[0]) // max(dut.notify_multiplier, 1)}]"
-        return dut.regs.describe(offset, config_size=dut.config_size)
 
     async def wait_irq(ctx, io, timeout=64):
         for _ in range(timeout):
@@ -66,7 +75,7 @@ def run_scenario(*, echo=print, waves=True, name="demo"):
         raise AssertionError("no interrupt")
 
     async def testbench(ctx):
-        io = SimMMIO(ctx, dut.bus, describe=describe, transcript=transcript, clock=clock)
+        io = SimMMIO(ctx, dut.bus, describe=describer(dut), transcript=transcript, clock=clock)
         drv = VirtioMMIODriver(io, notification=True)
         driver_box["driver"] = drv
         await drv.bring_up(queues=[0, 1])
@@ -104,20 +113,91 @@ def run_scenario(*, echo=print, waves=True, name="demo"):
     return transcript, device, driver_box.get("driver"), paths
 
 
+#: (address, data) the interrupt controller hands out per vector (a GICv3 ITS-like doorbell).
+MSI_DOORBELL = 0x0800_1004_0040
+MSI_MESSAGES = [(MSI_DOORBELL, 0x20 + vector) for vector in range(3)]
+
+
+def run_msi_scenario(*, echo=print, waves=True, name="demo-msi"):
+    """Run the MSI scenario; returns ``(transcript, intc, driver, paths)``."""
+    dut = default_transport(msi="v2")
+    transcript = Transcript(echo=echo)
+    clock = CycleCounter()
+    device = DeviceModel(dut.device, config=NET_CONFIG, echo_used=4)
+    intc = InterruptControllerModel(dut.msi)
+    driver_box = {}
+
+    async def wait_msi(ctx, io, count=1, timeout=64):
+        for _ in range(timeout):
+            if len(intc.messages) >= count:
+                break
+            await ctx.tick()
+        for m in intc.messages:
+            io.note(f"MSI write at cycle {m.cycle}: {m.data:#x} -> {m.address:#x} "
+                    f"(vector {m.data - MSI_MESSAGES[0][1]}); irq {ctx.get(dut.irq)}")
+        got = intc.take()
+        if len(got) < count:
+            raise AssertionError("no MSI")
+        return got
+
+    async def testbench(ctx):
+        io = SimMMIO(ctx, dut.bus, describe=describer(dut), transcript=transcript, clock=clock)
+        drv = VirtioMMIODriver(io, msi="v2")
+        driver_box["driver"] = drv
+        await drv.bring_up(queues=[0, 1], msi_messages=MSI_MESSAGES)
+        for q in (0, 1):
+            io.note(f"notify queue {q} at {drv.notify_offset(q):#x}; expect vector {q + 1}")
+            await drv.notify(q)
+            await wait_msi(ctx, io)
+        io.note("the device brings the link up: config change, expect vector 0")
+        device.change_config(6, LINK_UP.to_bytes(2, "little"))
+        await wait_msi(ctx, io)
+        io.note("mask vector 2, the device completes a buffer on queue 1: the message pends")
+        await drv.mask(2)
+        device.raise_used(1)
+        for _ in range(8):
+            await ctx.tick()
+        io.note(f"messages while masked: {len(intc.messages)}; unmask vector 2")
+        await drv.unmask(2)
+        await wait_msi(ctx, io)
+        io.note("tear down: mask the vectors, stop the queues, DISABLE, reset")
+        await drv.free_msi_v2()
+        await drv.reset()
+        for _ in range(4):
+            await ctx.tick()
+
+    paths = simulate(dut, testbench, processes=[device.run, intc.run, clock.run], name=name,
+                     traces=transport_traces(dut), waves=waves)
+    return transcript, intc, driver_box.get("driver"), paths
+
+
+SCENARIOS = ("wired", "msi")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m sim", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    parser.add_argument("--quiet", action="store_true", help="print only the summaries")
+    parser.add_argument("--scenario", choices=SCENARIOS + ("all",), default="all")
     args = parser.parse_args(argv)
     echo = None if args.quiet else print
-    print("virtio-mmio transport, end-to-end scenario (cycle, access, register, value)")
-    transcript, device, driver, paths = run_scenario(echo=echo)
-    print()
-    print(f"{len(transcript.accesses)} register accesses; device received notifications for "
-          f"queues {[n.queue for n in device.notifications]}; "
-          f"{driver.state.config_changes} config change(s) handled")
-    vcd, gtkw = paths
-    print(f"waveform: {vcd}")
-    print(f"open it:  gtkwave {vcd} {gtkw}")
+    opened = []
+    if args.scenario in ("wired", "all"):
+        print("== scenario 'wired': Linux virtio_mmio, wired interrupt "
+              "(cycle, access, register, value)")
+        transcript, device, driver, paths = run_scenario(echo=echo)
+        print(f"-- {len(transcript.accesses)} register accesses; device received notifications "
+              f"for queues {[n.queue for n in device.notifications]}; "
+              f"{driver.state.config_changes} config change(s) handled\n")
+        opened.append(paths)
+    if args.scenario in ("msi", "all"):
+        print("== scenario 'msi': proposal v2 MSI, non-sharing mode")
+        transcript, intc, driver, paths = run_msi_scenario(echo=echo)
+        print(f"-- {len(transcript.accesses)} register accesses; every interrupt arrived as an "
+              f"MSI write\n")
+        opened.append(paths)
+    for vcd, gtkw in opened:
+        print(f"waveform: {vcd}")
+        print(f"open it:  gtkwave {vcd} {gtkw}")
     return 0
 
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from sim.scenario import run_scenario, main
+from sim.scenario import run_scenario, run_msi_scenario, main, MSI_MESSAGES
 from sim.waves import zoom_to_fit
 
 
@@ -27,10 +27,26 @@ def test_scenario_runs_the_linux_sequence_and_writes_a_readable_waveform(tmp_pat
     assert vcd.stat().st_size > 0
 
 
-def test_main_prints_how_to_open_the_waveform(capsys):
+def test_msi_scenario_delivers_every_interrupt_as_a_message():
+    lines = []
+    transcript, intc, driver, (vcd, gtkw) = run_msi_scenario(echo=lines.append,
+                                                             name="test_msi_scenario")
+    delivered = [line for line in lines if "MSI write" in line]
+    # queue 0 -> vector 1, queue 1 -> vector 2, config -> vector 0, then vector 2 after unmask
+    expected = [MSI_MESSAGES[v] for v in (1, 2, 0, 2)]
+    assert [f"{data:#x} -> {address:#x}" in line for line, (address, data) in
+            zip(delivered, expected)] == [True] * 4
+    assert len(delivered) == 4
+    assert all(line.endswith("irq 0") for line in delivered)
+    assert "-MSI" in gtkw.read_text()
+    assert "MsiCmd" in [name for _, name in transcript.names()]
+
+
+def test_main_prints_how_to_open_the_waveforms(capsys):
     assert main(["--quiet"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"open it:  gtkwave \S+demo\.vcd \S+demo\.gtkw", out)
+    assert re.search(r"open it:  gtkwave \S+demo-msi\.vcd \S+demo-msi\.gtkw", out)
 
 
 @pytest.mark.parametrize("end, best_fit", [(80_000_000, -24.16), (1_690_000_000, -28.56),
