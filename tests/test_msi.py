@@ -124,6 +124,22 @@ def test_every_event_sends_its_message(mode, num_queues):
     run(dut, body)
 
 
+@pytest.mark.parametrize("sharing", [False, True])
+def test_msi_state_mirrors_each_flag_in_both_places(sharing):
+    dut = make(msi="v2", num_queues=1, msi_sharing=sharing)
+    flag = lambda bit: 1 << bit
+
+    async def body(ctx, io, device, intc):
+        await negotiate_msi(io, dut)
+        share = (flag(MsiStateBit.SHARING) | flag(MsiStateBit.SHARING_LINUX)) if sharing else 0
+        assert await io.read(off(dut, "MsiState")) == share
+        await command(io, dut, MsiCmdV2.ENABLE)
+        assert await io.read(off(dut, "MsiState")) == \
+            share | flag(MsiStateBit.ENABLED) | flag(MsiStateBit.ENABLED_LINUX)
+        assert await io.read(off(dut, "MsiVecNum")) == dut.msi_vectors
+    run(dut, body)
+
+
 def test_linux_v2_teardown_bug_leaves_msi_on_until_reset():
     dut = make(msi="v2", num_queues=2)
 
@@ -283,10 +299,12 @@ def test_backpressure_loses_no_vector_and_invents_none(seed):
     async def body(ctx, io, device, intc):
         await v2_up(io, dut)
         last_event = {}
-        active = rng.sample(sorted(vector_of, key=str), k=4)
-        for _ in range(60):
+        # every queue and the config event in every cycle of a burst, a random subset between
+        for burst in range(60):
+            active = sorted(vector_of, key=str) if burst % 2 else \
+                rng.sample(sorted(vector_of, key=str), k=3)
             intc.hold = rng.random() < 0.5              # long random stretches of stall
-            for _ in range(rng.randrange(1, 12)):
+            for _ in range(rng.randrange(1, 20)):
                 for kind, q in active:                  # events every cycle
                     if kind == "used":
                         device.raise_used(q)
