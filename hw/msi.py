@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from . import wishbone
+from .logic import RoundRobin, less_than
 from .regmap import MsiCmdV2
 
 
@@ -142,7 +143,7 @@ class MSIController(wiring.Component):
         with m.If(self.vec_sel_we):
             m.d.sync += [
                 sel.eq(self.wdata[:vbits]),
-                sel_ok.eq(self.wdata < nv),
+                sel_ok.eq(less_than(self.wdata, nv)),
                 sel_none.eq(self.wdata == 0xffff_ffff),
             ]
         with m.If(self.addr_lo_we):
@@ -157,7 +158,7 @@ class MSIController(wiring.Component):
         target_ok = Signal()
         m.d.comb += [
             target.eq(Mux(self.use_arg, self.arg[:vbits], sel)),
-            target_ok.eq(Mux(self.use_arg, self.arg < nv, sel_ok)),
+            target_ok.eq(Mux(self.use_arg, less_than(self.arg, nv), sel_ok)),
         ]
         is_cmd = {cmd: self.command_valid & (self.command == cmd.value) for cmd in MsiCmdV2}
         target_hot = Signal(nv)
@@ -166,8 +167,6 @@ class MSIController(wiring.Component):
         # --- per-vector state -------------------------------------------------------------------
         configured = Signal(nv)
         masked = Signal(nv)
-        pend_config = Signal(nv)            # a config-change event waits on this vector
-        pend_used = Signal(nv)              # a used-buffer event waits on this vector
         enabled = self.enabled
 
         # CONFIGURE: the whole entry is written in one step (decisions.md D5).
@@ -184,8 +183,8 @@ class MSIController(wiring.Component):
         queue_events = self.queue_events | Mux(enabling & self.int_status[0], self.queue_ready, 0)
         config_event = self.config_event | enabling & self.int_status[1]
         live = enabled | enabling
-        config_hot = Signal(nv)
-        used_hot = Signal(nv)
+        config_hot = Signal(nv)             # vectors a config-change event hits this cycle
+        used_hot = Signal(nv)               # vectors a used-buffer event hits this cycle
         if self._sharing:
             none = nv                           # map entries store `nv` for NO_VECTOR
             config_map = Signal(range(nv + 1), init=none)
@@ -207,54 +206,57 @@ class MSIController(wiring.Component):
             m.d.comb += [config_hot.eq(config_event), used_hot.eq(queue_events << 1)]
 
         # --- sender --------------------------------------------------------------------------------
-        # The read port is enabled only when a vector is issued, so its data (the stream payload)
-        # holds while the sink stalls. `current` is the vector on the stream.
-        current = Signal(vbits)
-        current_hot = Signal(nv)
-        m.d.comb += current_hot.eq(Mux(self.msi.valid, 1 << current, 0))
-        pending = pend_config | pend_used
-        deliverable = pending & configured & ~masked & ~current_hot & enabled.replicate(nv)
+        # `pending[v]`: an event waits on vector v. The read port is enabled only when a vector is
+        # issued, so its data (the stream payload) holds while the sink stalls. `current` is the
+        # vector on the stream, one-hot.
+        pending = Signal(nv)
+        current = Signal(nv)
+        deliverable = pending & configured & ~masked & ~current & enabled.replicate(nv)
         accept = self.msi.valid & self.msi.ready
         issue = deliverable.any() & (~self.msi.valid | self.msi.ready)
 
-        # Round-robin among deliverable vectors, starting after the last one issued.
-        last = Signal(vbits)
-        after = Cat(Const(v, vbits) > last for v in range(nv))
-        high = deliverable & after
-        grant = Signal(vbits)
-        with m.If(high.any()):
-            for v in reversed(range(nv)):
-                with m.If(high[v]):
-                    m.d.comb += grant.eq(v)
-        with m.Else():
-            for v in reversed(range(nv)):
-                with m.If(deliverable[v]):
-                    m.d.comb += grant.eq(v)
+        grant_hot, grant = RoundRobin(nv).elaborate(m, deliverable, issue)
 
         m.d.comb += [read.addr.eq(grant), read.en.eq(issue), self.msi.p.eq(read.data)]
         with m.If(issue):
-            m.d.sync += [self.msi.valid.eq(1), current.eq(grant), last.eq(grant)]
+            m.d.sync += [self.msi.valid.eq(1), current.eq(grant_hot)]
         with m.Elif(accept):
-            m.d.sync += self.msi.valid.eq(0)
+            m.d.sync += [self.msi.valid.eq(0), current.eq(0)]
 
         # Pending bits: set by events while MSI is live; cleared when the message is accepted
         # (events until then coalesce into it, decisions.md D5); an event in the cycle of the
         # acceptance keeps the bit set and makes another message.
-        done = Mux(accept, current_hot, 0)
-        set_config = Mux(live, config_hot, 0)
-        set_used = Mux(live, used_hot, 0)
+        done = Mux(accept, current, 0)
+        hit = Mux(live, config_hot | used_hot, 0)
         disabling = is_cmd[MsiCmdV2.DISABLE]
+        if self._sharing:
+            # A vector can carry both kinds of event: remember which, for DISABLE.
+            pend_config = Signal(nv)
+            pend_used = Signal(nv)
+            m.d.comb += pending.eq(pend_config | pend_used)
+            fold = Cat(pend_used.any(), pend_config.any())
+            with m.If(disabling):
+                m.d.sync += [pend_config.eq(0), pend_used.eq(0)]
+            with m.Else():
+                m.d.sync += [
+                    pend_config.eq(pend_config & ~done | Mux(live, config_hot, 0)),
+                    pend_used.eq(pend_used & ~done | Mux(live, used_hot, 0)),
+                ]
+        else:
+            # The fixed map says the kind: vector 0 is the config event, the others queues.
+            pending_reg = Signal(nv)
+            m.d.comb += pending.eq(pending_reg)
+            fold = Cat(pending_reg[1:].any(), pending_reg[0])
+            with m.If(disabling):
+                m.d.sync += pending_reg.eq(0)
+            with m.Else():
+                m.d.sync += pending_reg.eq(pending_reg & ~done | hit)
         with m.If(disabling):
             # decisions.md D6: fold every pending vector back into InterruptStatus.
-            m.d.comb += self.fold.eq(Cat(pend_used.any(), pend_config.any()))
-            m.d.sync += [pend_config.eq(0), pend_used.eq(0), enabled.eq(0)]
-        with m.Else():
-            m.d.sync += [
-                pend_config.eq(pend_config & ~done | set_config),
-                pend_used.eq(pend_used & ~done | set_used),
-            ]
-            with m.If(enabling):
-                m.d.sync += enabled.eq(1)
+            m.d.comb += self.fold.eq(fold)
+            m.d.sync += enabled.eq(0)
+        with m.Elif(enabling):
+            m.d.sync += enabled.eq(1)
 
         return m
 

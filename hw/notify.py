@@ -1,10 +1,11 @@
 """Per-queue notification coalescing between the doorbells and the device side."""
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .device import Notification
+from .logic import RoundRobin
 
 
 __all__ = ["NotificationQueue"]
@@ -62,35 +63,17 @@ class NotificationQueue(wiring.Component):
         pending = Signal(n)
         data    = Array(Signal(16, name=f"data{q}") for q in range(n))
 
-        # Round-robin grant: the lowest pending queue above the last one granted, else the lowest
-        # pending queue. `after` masks the queues above `last`.
-        last   = Signal(range(n))
-        after  = Signal(n)
-        for q in range(n):
-            m.d.comb += after[q].eq(q > last)
-        grant  = Signal(range(n))
-        any_pending = pending.any()
-        high = pending & after
-        with m.If(high.any()):
-            for q in reversed(range(n)):
-                with m.If(high[q]):
-                    m.d.comb += grant.eq(q)
-        with m.Else():
-            for q in reversed(range(n)):
-                with m.If(pending[q]):
-                    m.d.comb += grant.eq(q)
-
-        # Output register: loaded when empty or when its content is being accepted.
+        # Output register: loaded when empty or when its content is being accepted. Pending
+        # queues are chosen round-robin.
         load = ~self.notify.valid | self.notify.ready
-        take = Signal(n)
+        any_pending = pending.any()
+        grant_hot, grant = RoundRobin(n).elaborate(m, pending, load & any_pending)
+        take = Mux(load, grant_hot, 0)
         with m.If(load):
             m.d.sync += self.notify.valid.eq(any_pending)
             m.d.sync += self.notify.p.queue.eq(grant)
             if self._with_data:
                 m.d.sync += self.notify.p.as_value()[16:].eq(data[grant])
-            with m.If(any_pending):
-                m.d.sync += last.eq(grant)
-                m.d.comb += take.eq(1 << grant)
 
         # Doorbell: a queue index outside the implemented range never matches `hit`.
         hit = Signal(n)
@@ -98,9 +81,10 @@ class NotificationQueue(wiring.Component):
             for q in range(n):
                 m.d.comb += hit[q].eq(self.doorbell.p.queue == q)
         ring = hit & self.queue_ready
-        with m.If(ring.any() & self._with_data):
-            m.d.sync += data[self.doorbell.p.queue[:max(1, (n - 1).bit_length())]].eq(
-                self.doorbell.p.as_value()[16:])
+        if self._with_data:
+            with m.If(ring.any()):
+                m.d.sync += data[self.doorbell.p.queue[:max(1, (n - 1).bit_length())]].eq(
+                    self.doorbell.p.as_value()[16:])
 
         # A doorbell in the cycle its queue is taken pends again: the device gets both.
         m.d.sync += pending.eq((pending & ~take | ring) & self.queue_ready)

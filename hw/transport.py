@@ -11,6 +11,7 @@ from . import wishbone
 from .device import DeviceSignature, QUEUE_SIZE_WIDTH
 from amaranth.lib import stream
 
+from .logic import less_than
 from .msi import MSIController, MSIMessage
 from .notify import NotificationQueue
 from .regmap import (CONFIG_OFFSET, MAGIC, VERSION, WINDOW_SIZE, PERSONALITIES, Feature,
@@ -500,7 +501,7 @@ class VirtioMMIOTransport(wiring.Component):
         # --- writes -------------------------------------------------------------------------------
         def saturate(value, limit):
             # A selector at or beyond `limit` is stored as `limit`: "out of range" (D8).
-            return Mux(value < limit, value, limit)
+            return Mux(less_than(value, limit), value, limit)
 
         with m.If(full_write):
             with m.Switch(bus.adr):
@@ -521,7 +522,8 @@ class VirtioMMIOTransport(wiring.Component):
                     m.d.sync += queue_sel.eq(saturate(bus.dat_w, n))
                 with m.Case(regs["QueueNum"].word):
                     for q in range(n):
-                        size_ok = (bus.dat_w != 0) & (bus.dat_w <= self._queue_size_max[q])
+                        size_ok = (bus.dat_w != 0) & \
+                            less_than(bus.dat_w, self._queue_size_max[q] + 1)
                         with m.If((queue_sel == q) & ~queues[q].ready & size_ok):
                             m.d.sync += queues[q].size.eq(bus.dat_w)
                 with m.Case(regs["QueueReady"].word):
