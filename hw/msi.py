@@ -130,6 +130,9 @@ class MSIController(wiring.Component):
         m = Module()
         n, nv = self._num_queues, self._vectors
         vbits = max(1, ceil_log2(nv))
+        # Vectors that an event can reach: all of them when sharing, else the fixed map's n + 1.
+        # The others can be configured and masked, but can never send: they need no state.
+        na = nv if self._sharing else n + 1
 
         m.submodules.table = table = Memory(shape=MSIMessage, depth=nv, init=[])
         write = table.write_port()
@@ -161,12 +164,13 @@ class MSIController(wiring.Component):
             target_ok.eq(Mux(self.use_arg, less_than(self.arg, nv), sel_ok)),
         ]
         is_cmd = {cmd: self.command_valid & (self.command == cmd.value) for cmd in MsiCmdV2}
-        target_hot = Signal(nv)
-        m.d.comb += target_hot.eq(Mux(target_ok, 1 << target, 0))
+        target_hot = Signal(na)
+        for v in range(na):
+            m.d.comb += target_hot[v].eq(target_ok & (target == v))
 
         # --- per-vector state -------------------------------------------------------------------
-        configured = Signal(nv)
-        masked = Signal(nv)
+        configured = Signal(na)
+        masked = Signal(na)
         enabled = self.enabled
 
         # CONFIGURE: the whole entry is written in one step (decisions.md D5).
@@ -183,8 +187,8 @@ class MSIController(wiring.Component):
         queue_events = self.queue_events | Mux(enabling & self.int_status[0], self.queue_ready, 0)
         config_event = self.config_event | enabling & self.int_status[1]
         live = enabled | enabling
-        config_hot = Signal(nv)             # vectors a config-change event hits this cycle
-        used_hot = Signal(nv)               # vectors a used-buffer event hits this cycle
+        config_hot = Signal(na)             # vectors a config-change event hits this cycle
+        used_hot = Signal(na)               # vectors a used-buffer event hits this cycle
         if self._sharing:
             none = nv                           # map entries store `nv` for NO_VECTOR
             config_map = Signal(range(nv + 1), init=none)
@@ -196,7 +200,7 @@ class MSIController(wiring.Component):
                 m.d.sync += config_map.eq(mapping)
             with m.If(is_cmd[MsiCmdV2.MAP_QUEUE] & map_ok & (self.queue_sel < n)):
                 m.d.sync += queue_map[self.queue_sel].eq(mapping)
-            for v in range(nv):
+            for v in range(na):
                 m.d.comb += [
                     config_hot[v].eq(config_event & (config_map == v)),
                     used_hot[v].eq(Cat(queue_events[q] & (queue_map[q] == v)
@@ -209,15 +213,16 @@ class MSIController(wiring.Component):
         # `pending[v]`: an event waits on vector v. The read port is enabled only when a vector is
         # issued, so its data (the stream payload) holds while the sink stalls. `current` is the
         # vector on the stream, one-hot.
-        pending = Signal(nv)
-        current = Signal(nv)
-        deliverable = pending & configured & ~masked & ~current & enabled.replicate(nv)
+        pending = Signal(na)
+        current = Signal(na)
+        deliverable = pending & configured & ~masked & ~current & enabled.replicate(na)
         accept = self.msi.valid & self.msi.ready
         issue = deliverable.any() & (~self.msi.valid | self.msi.ready)
 
-        grant_hot, grant = RoundRobin(nv).elaborate(m, deliverable, issue)
+        grant_hot, grant = RoundRobin(na).elaborate(m, deliverable, issue)
 
         m.d.comb += [read.addr.eq(grant), read.en.eq(issue), self.msi.p.eq(read.data)]
+        assert len(grant) <= vbits
         with m.If(issue):
             m.d.sync += [self.msi.valid.eq(1), current.eq(grant_hot)]
         with m.Elif(accept):
@@ -231,8 +236,8 @@ class MSIController(wiring.Component):
         disabling = is_cmd[MsiCmdV2.DISABLE]
         if self._sharing:
             # A vector can carry both kinds of event: remember which, for DISABLE.
-            pend_config = Signal(nv)
-            pend_used = Signal(nv)
+            pend_config = Signal(na)
+            pend_used = Signal(na)
             m.d.comb += pending.eq(pend_config | pend_used)
             fold = Cat(pend_used.any(), pend_config.any())
             with m.If(disabling):
@@ -244,7 +249,7 @@ class MSIController(wiring.Component):
                 ]
         else:
             # The fixed map says the kind: vector 0 is the config event, the others queues.
-            pending_reg = Signal(nv)
+            pending_reg = Signal(na)
             m.d.comb += pending.eq(pending_reg)
             fold = Cat(pending_reg[1:].any(), pending_reg[0])
             with m.If(disabling):
