@@ -227,7 +227,11 @@ def markdown(results, command, note):
 
 
 def _config_text(config):
-    return ", ".join(f"{k}={v!r}" for k, v in config.items())
+    def show(key, value):
+        if key in ("vendor_id", "notify_base") and isinstance(value, int):
+            return f"{value:#x}"
+        return repr(value)
+    return ", ".join(f"{k}={show(k, v)}" for k, v in config.items())
 
 
 def _tools():

@@ -1,0 +1,66 @@
+"""Board bitstreams build with the YoWASP tools and meet the board clock; benchmark parsing."""
+
+import json
+
+import pytest
+
+from boards.bench import count_cells, markdown, summarize_path
+from boards.build import build_board, tool_env
+from boards.top import BOARDS, BoardTop
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_bitstream_builds_and_meets_the_board_clock(board, tmp_path):
+    result = build_board(board, build_dir=tmp_path / board, echo=lambda text: None)
+    assert result.bitstream.exists() and result.bitstream.stat().st_size > 10_000
+    assert result.fmax_mhz >= result.clk_mhz, result.summary()
+
+
+def test_tool_environment_points_at_yowasp():
+    env = tool_env()
+    assert env["AMARANTH_USE_YOSYS"] == "builtin"
+    for var in ("YOSYS", "NEXTPNR_ICE40", "ICEPACK", "NEXTPNR_ECP5", "ECPPACK"):
+        assert "yowasp" in env[var]
+
+
+def test_board_top_refuses_unknown_board():
+    with pytest.raises(ValueError, match=r"board must be one of \['icebreaker', 'ulx3s'\]"):
+        BoardTop("arty")
+
+
+def test_cell_counts_separate_wrapper_flip_flops(tmp_path):
+    netlist = {"modules": {"top": {
+        "netnames": {"bench_out_irq": {"bits": [5]}, "core.status": {"bits": [6]}},
+        "cells": {
+            "a": {"type": "SB_LUT4", "connections": {}},
+            "b": {"type": "SB_DFFE", "connections": {"Q": [5]}},
+            "c": {"type": "SB_DFFSR", "connections": {"Q": [6]}},
+            "d": {"type": "SB_RAM40_4K", "connections": {}},
+            "e": {"type": "SB_CARRY", "connections": {}},
+        }}}}
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps(netlist))
+    counts = count_cells(path, "ice40")
+    assert counts == {"lut4": 1, "ff": 2, "bram": 1, "carry": 1, "lutram": 0, "mux": 0,
+                      "wrapper_ff": 1, "core_ff": 1}
+
+
+def test_critical_path_summary_and_markdown():
+    report = {"fmax": {"clk": {"achieved": 90.0, "constraint": 150.0}},
+              "critical_paths": [{"from": "clk", "to": "clk", "path": [
+                  {"type": "clk-to-q", "delay": 0.5, "from": {"cell": "r1"}, "to": {"cell": "r1"}},
+                  {"type": "routing", "delay": 1.5, "net": "core.bus__adr[3]"},
+                  {"type": "logic", "delay": 0.4, "to": {"cell": "core.lut"}},
+                  {"type": "setup", "delay": 0.1}]}]}
+    lines = summarize_path(report)
+    assert lines[0].startswith("from clk to clk: 2.50 ns in 4 steps (1 logic, 1 routing)")
+    assert "net core.bus__adr[3]" in lines[1]
+    cells = {"lut4": 700, "ff": 10, "core_ff": 4, "wrapper_ff": 6, "bram": 1, "carry": 2,
+             "lutram": 0, "mux": 0}
+    result = {"device": "iCE40 HX8K", "family": "ice40", "config": {"num_queues": 8},
+              "seeds": [1], "tools": "t", "cells": cells, "fmax_min": 90.0,
+              "fmax_median": 90.0, "fmax_max": 90.0, "target": "x **missed**",
+              "missed": ["700 LUT4 > 600"], "critical_path": lines, "advice": "do less"}
+    text = markdown([result], "./run python -m boards.bench", None)
+    assert "| iCE40 HX8K | 700 | 10 (4 + 6) | 1 | 2 | 0 / 0 | 90.0 / 90.0 / 90.0 |" in text
+    assert "## iCE40 HX8K: target missed" in text and "core.bus__adr[3]" in text
