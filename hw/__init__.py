@@ -1,8 +1,8 @@
 """Synthesizable gateware: the virtio-mmio transport and its parts."""
 
 from .transport import VirtioMMIOTransport
-from .device import DeviceSignature, QueueSignature, ConfigPortSignature, Notification
+from .device import DeviceSignature, QueuesSignature, ConfigPortSignature, Notification
 from . import regmap, wishbone
 
-__all__ = ["VirtioMMIOTransport", "DeviceSignature", "QueueSignature", "ConfigPortSignature",
+__all__ = ["VirtioMMIOTransport", "DeviceSignature", "QueuesSignature", "ConfigPortSignature",
            "Notification", "regmap", "wishbone"]

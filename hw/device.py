@@ -14,15 +14,16 @@ declares the flipped signature and is wired in one line::
 
 How device logic uses it
 ------------------------
-* **Queues.** ``queues[q].ready`` is the driver's QueueReady. While it is 1, ``size``, ``desc``,
-  ``driver`` and ``device`` hold the ring's size and its three area addresses and do not change
-  (the transport ignores writes to them while the queue is ready). The device must not touch a
-  ring whose ``ready`` is 0 (virtio 1.2 §4.2.2.1).
+* **Queues.** ``queues.ready[q]`` is the driver's QueueReady for queue ``q``. While it is 1,
+  ``queues.size[q]``, ``queues.desc[q]``, ``queues.driver[q]`` and ``queues.device[q]`` hold the
+  ring's size and its three area addresses and do not change (the transport ignores writes to
+  them while the queue is ready). The device must not touch a ring whose ready bit is 0
+  (virtio 1.2 §4.2.2.1).
 * **Notifications.** ``notify`` is a stream of available-buffer notifications (queue index and,
   with VIRTIO_F_NOTIFICATION_DATA, ``next_off``/``next_wrap``). The device may hold ``ready``
   low as long as it likes: notifications for the same queue coalesce (latest data wins), none is
   lost.
-* **Used buffers.** Pulse ``queues[q].used`` for one cycle (or hold it; every cycle counts as an
+* **Used buffers.** Pulse ``queues.used[q]`` for one cycle (or hold it; every cycle counts as an
   event) after putting buffers in the used ring. The transport raises the interrupt (the wired
   interrupt, or the queue's MSI vector). Events for a queue that is not ready are ignored.
 * **Configuration.** ``config`` carries the driver's config-space accesses. ``addr`` is the word
@@ -40,6 +41,8 @@ How device logic uses it
 Inputs left at zero give a working, idle device.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -47,7 +50,7 @@ from amaranth.lib.wiring import In, Out
 from .regmap import Status
 
 
-__all__ = ["Notification", "ConfigPortSignature", "QueueSignature", "DeviceSignature",
+__all__ = ["Notification", "ConfigPortSignature", "QueuesSignature", "DeviceSignature",
            "QUEUE_SIZE_WIDTH", "ADDRESS_WIDTH"]
 
 
@@ -118,38 +121,70 @@ class ConfigPortSignature(wiring.Signature):
         return f"ConfigPortSignature(config_size={self.config_size})"
 
 
-class QueueSignature(wiring.Signature):
-    """One virtqueue's configuration and used-buffer event, from the transport's side.
+class QueuesSignature(wiring.Signature):
+    """Every virtqueue's configuration and used-buffer event, from the transport's side.
+
+    One vector (or array) per field, indexed by queue: ``queues.desc[q]``, ``queues.used[q]``.
+    (Amaranth 0.5 cannot flip an array of sub-interfaces, so device logic, which sees the flipped
+    signature, could not index one; vectors flip fine.) On the transport's own port,
+    ``queues[q]`` also gives queue ``q``'s fields as attributes.
+
+    Parameters
+    ----------
+    num_queues : int
 
     Members
     -------
-    ready : Out(1)
-        QueueReady.
-    size : Out(16)
+    ready : Out(num_queues)
+        QueueReady of every queue.
+    size : Out(ArrayLayout(16, num_queues))
         QueueNum.
-    desc, driver, device : Out(64)
+    desc, driver, device : Out(ArrayLayout(64, num_queues))
         Descriptor, Driver and Device Area addresses.
-    used : In(1)
-        Used-buffer event: the device put buffers in this queue's used ring.
+    used : In(num_queues)
+        Used-buffer events: the device put buffers in queue q's used ring.
     """
-    def __init__(self):
+    def __init__(self, num_queues):
+        if not isinstance(num_queues, int) or num_queues < 1:
+            raise ValueError(f"num_queues must be a positive integer, not {num_queues!r}")
+        self._num_queues = num_queues
         super().__init__({
-            "ready":  Out(1),
-            "size":   Out(QUEUE_SIZE_WIDTH),
-            "desc":   Out(ADDRESS_WIDTH),
-            "driver": Out(ADDRESS_WIDTH),
-            "device": Out(ADDRESS_WIDTH),
-            "used":   In(1),
+            "ready":  Out(num_queues),
+            "size":   Out(data.ArrayLayout(QUEUE_SIZE_WIDTH, num_queues)),
+            "desc":   Out(data.ArrayLayout(ADDRESS_WIDTH, num_queues)),
+            "driver": Out(data.ArrayLayout(ADDRESS_WIDTH, num_queues)),
+            "device": Out(data.ArrayLayout(ADDRESS_WIDTH, num_queues)),
+            "used":   In(num_queues),
         })
 
+    @property
+    def num_queues(self):
+        return self._num_queues
+
+    def create(self, *, path=None, src_loc_at=0):
+        return QueuesInterface(self, path=path, src_loc_at=src_loc_at + 1)
+
     def __eq__(self, other):
-        return type(other) is QueueSignature
+        return isinstance(other, QueuesSignature) and other.num_queues == self.num_queues
 
     def __hash__(self):
-        return hash(type(self))
+        return hash((type(self), self._num_queues))
 
     def __repr__(self):
-        return "QueueSignature()"
+        return f"QueuesSignature({self._num_queues})"
+
+
+class QueuesInterface(wiring.PureInterface):
+    """The interface object of :class:`QueuesSignature`; ``queues[q]`` is queue ``q``."""
+    def __len__(self):
+        return self.signature.num_queues
+
+    def __getitem__(self, q):
+        if not isinstance(q, int) or not 0 <= q < len(self):
+            raise IndexError(f"Queue index {q!r} out of range for {len(self)} queues")
+        return SimpleNamespace(**{name: getattr(self, name)[q]
+                                  for name in ("ready", "size", "desc", "driver", "device",
+                                               "used")})
 
 
 class DeviceSignature(wiring.Signature):
@@ -164,7 +199,7 @@ class DeviceSignature(wiring.Signature):
 
     Members
     -------
-    queues : Out(QueueSignature()).array(num_queues)
+    queues : Out(QueuesSignature(num_queues))
     notify : Out(stream.Signature(Notification))
     config : Out(ConfigPortSignature(config_size=config_size))
     config_change : In(1)
@@ -184,7 +219,7 @@ class DeviceSignature(wiring.Signature):
         self._config_size = config_size
         self._feature_words = feature_words
         super().__init__({
-            "queues":        Out(QueueSignature()).array(num_queues),
+            "queues":        Out(QueuesSignature(num_queues)),
             "notify":        Out(stream.Signature(Notification)),
             "config":        Out(ConfigPortSignature(config_size=config_size)),
             "config_change": In(1),

@@ -33,7 +33,7 @@ _TRANSPORT_OWNED = {
     43: "(VIRTIO_F_SUSPEND) needs Status semantics the transport does not implement",
 }
 
-#: QueueDesc/Driver/Device registers: (register, QueueSignature member, 32-bit half).
+#: QueueDesc/Driver/Device registers: (register, QueuesSignature member, 32-bit half).
 _QUEUE_ADDRESS_REGISTERS = (
     ("QueueDescLow", "desc", 0), ("QueueDescHigh", "desc", 1),
     ("QueueDriverLow", "driver", 0), ("QueueDriverHigh", "driver", 1),
@@ -369,12 +369,11 @@ class VirtioMMIOTransport(wiring.Component):
         shm_count    = len(self._shm_regions)
         shm_sel      = register(range(shm_count + 1))  # `shm_count`: no such region
         queues       = dev.queues
-        for q in range(n):
-            state += [queues[q].ready, queues[q].size, queues[q].desc, queues[q].driver,
-                      queues[q].device]
+        state += [queues.ready, queues.size.as_value(), queues.desc.as_value(),
+                  queues.driver.as_value(), queues.device.as_value()]
 
         accepted    = Cat(drv_features)
-        ready       = Cat(queues[q].ready for q in range(n))
+        ready       = queues.ready
         qsel_ok     = queue_sel < n
         sel_index   = queue_sel[:max(1, ceil_log2(n))]
         features_ok = status[_bit(Status.FEATURES_OK)]
@@ -383,7 +382,7 @@ class VirtioMMIOTransport(wiring.Component):
         m.d.comb += [dev.status.eq(status), dev.features.eq(accepted)]
 
         # --- events -------------------------------------------------------------------------------
-        used_event = (Cat(queues[q].used for q in range(n)) & ready).any()
+        used_event = (queues.used & ready).any()
         # virtio 1.2 §2.1.2: DEVICE_NEEDS_RESET with DRIVER_OK set sends a config change.
         config_event = dev.config_change | dev.needs_reset & ~needs_reset & driver_ok
         with m.If(dev.needs_reset):
@@ -400,7 +399,7 @@ class VirtioMMIOTransport(wiring.Component):
             msi_enabled = msi.enabled
             fold = msi.fold
             m.d.comb += [
-                msi.queue_events.eq(Cat(queues[q].used for q in range(n)) & ready),
+                msi.queue_events.eq(queues.used & ready),
                 msi.config_event.eq(config_event),
                 msi.int_status.eq(int_status),
                 msi.queue_ready.eq(ready),
@@ -524,17 +523,17 @@ class VirtioMMIOTransport(wiring.Component):
                     for q in range(n):
                         size_ok = (bus.dat_w != 0) & \
                             less_than(bus.dat_w, self._queue_size_max[q] + 1)
-                        with m.If((queue_sel == q) & ~queues[q].ready & size_ok):
-                            m.d.sync += queues[q].size.eq(bus.dat_w)
+                        with m.If((queue_sel == q) & ~queues.ready[q] & size_ok):
+                            m.d.sync += queues.size[q].eq(bus.dat_w)
                 with m.Case(regs["QueueReady"].word):
                     for q in range(n):
                         with m.If(queue_sel == q):
-                            m.d.sync += queues[q].ready.eq(bus.dat_w[0])
+                            m.d.sync += queues.ready[q].eq(bus.dat_w[0])
                 for name, area, half in _QUEUE_ADDRESS_REGISTERS:
                     with m.Case(regs[name].word):
                         for q in range(n):
-                            with m.If((queue_sel == q) & ~queues[q].ready):
-                                target = getattr(queues[q], area).word_select(half, 32)
+                            with m.If((queue_sel == q) & ~queues.ready[q]):
+                                target = getattr(queues, area)[q].word_select(half, 32)
                                 m.d.sync += target.eq(bus.dat_w)
                 with m.Case(regs["InterruptACK"].word):
                     m.d.comb += ack_bits.eq(bus.dat_w[:2])

@@ -102,7 +102,6 @@ class DeviceModel:
             ctx.set(notify.ready, self._random.random() >= self.stall)
 
             events = self._events.pop(self.now, [])
-            for q in range(len(queues)):
-                ctx.set(queues[q].used, ("used", q) in events)
+            ctx.set(queues.used, sum(1 << q for kind, q in events if kind == "used"))
             ctx.set(port.config_change, ("config", None) in events)
             ctx.set(port.needs_reset, ("needs_reset", None) in events)

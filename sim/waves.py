@@ -43,7 +43,7 @@ def members(interface):
 
 def transport_traces(transport):
     """Trace groups for a :class:`hw.VirtioMMIOTransport`: host bus, interrupt, device side,
-    one group per queue."""
+    MSI, queues."""
     dev = transport.device
     traces = {
         "host bus": members(transport.bus),
@@ -55,8 +55,7 @@ def transport_traces(transport):
     }
     if transport.personality is not None:
         traces["MSI"] = members(transport.msi)
-    for q in range(transport.num_queues):
-        traces[f"queue {q}"] = members(dev.queues[q])
+    traces["queues"] = members(dev.queues)
     return traces
 
 

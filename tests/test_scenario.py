@@ -21,7 +21,7 @@ def test_scenario_runs_the_linux_sequence_and_writes_a_readable_waveform(tmp_pat
     assert any("Doorbell[q1]" in line for line in lines)
     save = gtkw.read_text()
     # grouped by interface, with a zoom line GTKWave reads
-    for group in ("host bus", "interrupt", "config port", "notifications", "queue 0", "queue 1"):
+    for group in ("host bus", "interrupt", "config port", "notifications", "queues"):
         assert f"-{group}" in save, group
     assert re.search(r"^\*-\d+\.\d+ ", save, re.MULTILINE)
     assert vcd.stat().st_size > 0
