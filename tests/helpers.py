@@ -77,3 +77,22 @@ async def snapshot(ctx, io, dut):
             values[f"queue{q}.{member}"] = ctx.get(getattr(dev.queues[q], member))
     values["irq"] = ctx.get(dut.irq)
     return values
+
+
+async def accept(io, dut, features):
+    """Write both DriverFeatures words: the features the driver accepts."""
+    for word in (0, 1):
+        await io.write(off(dut, "DriverFeaturesSel"), word)
+        await io.write(off(dut, "DriverFeatures"), features >> (32 * word) & 0xffff_ffff)
+
+
+async def make_ready(io, dut, queues):
+    """QueueReady := 1 for each queue in ``queues``."""
+    for q in queues:
+        await io.write(off(dut, "QueueSel"), q)
+        await io.write(off(dut, "QueueReady"), 1)
+
+
+async def settle(ctx, cycles=4):
+    for _ in range(cycles):
+        await ctx.tick()

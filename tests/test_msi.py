@@ -11,7 +11,7 @@ from sim.bus import wishbone_write
 from sim.driver import VirtioMMIODriver
 from sim.waves import simulate
 
-from helpers import make, run, off
+from helpers import make, run, off, accept, make_ready, settle as settle_for
 
 
 VERSION_1 = 1 << Feature.VERSION_1
@@ -25,14 +25,11 @@ def message(vector):
 
 
 async def settle(ctx, cycles=6):
-    for _ in range(cycles):
-        await ctx.tick()
+    await settle_for(ctx, cycles)
 
 
 async def negotiate_msi(io, dut):
-    for word in (0, 1):
-        await io.write(off(dut, "DriverFeaturesSel"), word)
-        await io.write(off(dut, "DriverFeatures"), (VERSION_1 | MSI_F) >> (32 * word) & 0xffff_ffff)
+    await accept(io, dut, VERSION_1 | MSI_F)
 
 
 async def command(io, dut, cmd, vector=None):
@@ -51,12 +48,6 @@ async def configure(io, dut, vector, address=None, data=None):
     await io.write(off(dut, "MsiCmd"), MsiCmdV2.CONFIGURE.value)
 
 
-async def ready_queues(io, dut, queues):
-    for q in queues:
-        await io.write(off(dut, "QueueSel"), q)
-        await io.write(off(dut, "QueueReady"), 1)
-
-
 async def v2_up(io, dut, *, configure_all=True):
     """Negotiate bit 40, configure every vector, ENABLE, make every queue ready."""
     await negotiate_msi(io, dut)
@@ -64,7 +55,7 @@ async def v2_up(io, dut, *, configure_all=True):
         for v in range(dut.msi_vectors):
             await configure(io, dut, v)
     await command(io, dut, MsiCmdV2.ENABLE)
-    await ready_queues(io, dut, range(dut.num_queues))
+    await make_ready(io, dut, range(dut.num_queues))
 
 
 # --- construction -------------------------------------------------------------------------------
@@ -333,7 +324,7 @@ def test_enable_delivers_interrupt_status_and_clears_it():
         await negotiate_msi(io, dut)
         for v in range(4):
             await configure(io, dut, v)
-        await ready_queues(io, dut, [0, 2])
+        await make_ready(io, dut, [0, 2])
         device.raise_used(0)
         device.change_config()
         await settle(ctx)
@@ -409,7 +400,7 @@ def test_reset_in_the_middle_of_traffic_offers_nothing_afterwards():
         await negotiate_msi(io, dut)
         assert await io.read(off(dut, "MsiState")) == 0
         await command(io, dut, MsiCmdV2.ENABLE)
-        await ready_queues(io, dut, [0])
+        await make_ready(io, dut, [0])
         device.raise_used(0)
         await settle(ctx)
         assert intc.take() == []                         # vector 1 is unconfigured again
@@ -429,7 +420,7 @@ def test_msi_registers_need_bit_40():
         await configure(io, dut, 1)
         await command(io, dut, MsiCmdV2.ENABLE)
         assert await io.read(off(dut, "MsiState")) == 0
-        await ready_queues(io, dut, [0])
+        await make_ready(io, dut, [0])
         device.raise_used(0)
         await settle(ctx)
         assert intc.take() == []
@@ -506,7 +497,7 @@ def test_v1_sixteen_bit_registers_take_their_own_lanes():
         assert not await io.read(status.offset, 2) & enabled
         await io.write(status.offset, enabled, 2)
         assert await io.read(status.offset, 2) & enabled
-        await ready_queues(io, dut, range(2))
+        await make_ready(io, dut, range(2))
         device.raise_used(1)
         await settle(ctx)
         assert intc.take() == [message(2)]

@@ -10,28 +10,11 @@ from sim.bus import wishbone_write, lanes
 from sim.driver import VirtioMMIODriver, notification_data
 from sim.waves import simulate
 
-from helpers import make, run, off
+from helpers import make, run, off, accept, make_ready, settle
 
 
 ND = 1 << Feature.NOTIFICATION_DATA
 VERSION_1 = 1 << Feature.VERSION_1
-
-
-async def make_ready(io, dut, queues):
-    for q in queues:
-        await io.write(off(dut, "QueueSel"), q)
-        await io.write(off(dut, "QueueReady"), 1)
-
-
-async def accept(io, dut, features):
-    for word in (0, 1):
-        await io.write(off(dut, "DriverFeaturesSel"), word)
-        await io.write(off(dut, "DriverFeatures"), features >> (32 * word) & 0xffff_ffff)
-
-
-async def settle(ctx, cycles=4):
-    for _ in range(cycles):
-        await ctx.tick()
 
 
 # --- construction ---------------------------------------------------------------------------------

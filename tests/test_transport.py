@@ -10,19 +10,12 @@ from hw.regmap import (CONFIG_OFFSET, MAGIC, VERSION, Feature, InterruptBit, Sta
 from sim.bus import wishbone_read, wishbone_write, lanes
 from sim.waves import simulate
 
-from helpers import make, run, off, undefined_offsets, snapshot
+from helpers import make, run, off, undefined_offsets, snapshot, accept
 
 
 FEATURES_OK = Status.FEATURES_OK.value
 USED, CONFIG = InterruptBit.USED_BUFFER.value, InterruptBit.CONFIG_CHANGE.value
 VERSION_1 = 1 << Feature.VERSION_1
-
-
-async def accept(io, dut, features):
-    """Write both DriverFeatures words."""
-    for word in (0, 1):
-        await io.write(off(dut, "DriverFeaturesSel"), word)
-        await io.write(off(dut, "DriverFeatures"), features >> (32 * word) & 0xffff_ffff)
 
 
 async def pulse(ctx, signal):
