@@ -63,7 +63,7 @@ class BoardTop(Elaboratable):
         m = Module()
         m.submodules.soc = soc = self.soc
 
-        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        uart = platform.request("uart", 0, dir="-")
         m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
         m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
         m.d.comb += [soc.rx.eq(rx.i), tx.o.eq(soc.tx)]
