@@ -4,6 +4,14 @@ Waveforms are written when asked for: by the scenario always, by tests when the 
 variable ``VIRTIO_WAVES`` is set (``VIRTIO_WAVES=1 ./run test``). They go to ``build/`` (ignored by
 git) as ``NAME.vcd`` plus ``NAME.gtkw``, a GTKWave save file with the signals grouped by interface
 and zoomed to fit the whole run.
+
+Registers show by name: :func:`transport_traces` returns its groups together with a GTKWave
+translate filter for the host bus address (:func:`address_filter`, made from the register map), and
+:func:`simulate` writes the filter next to the save file and attaches it to that trace
+(:func:`apply_filters`). In GTKWave, a trace line preceded by ``^1 <file>`` with the translate
+flag in its ``@`` flags shows the filter's names instead of values; a filter line is
+``<value> <name>`` with the value spelled exactly as GTKWave displays it (hex digits zero-padded
+to the width of the signal), so :func:`address_filter` writes every padding up to the bus width.
 """
 
 import math
@@ -17,7 +25,8 @@ from .bus import CycleCounter
 
 
 __all__ = ["BUILD", "CLOCK_PERIOD", "members", "transport_traces", "simulate", "waves_requested",
-           "zoom_to_fit"]
+           "zoom_to_fit", "Traces", "address_filter", "transport_filter", "apply_filters",
+           "screenshot", "SCREEN", "TR_HEX", "TR_RJUSTIFY", "TR_FTRANSLATED"]
 
 #: Ignored build folder at the top of the checkout.
 BUILD = Path(__file__).resolve().parent.parent / "build"
@@ -31,6 +40,13 @@ CLOCK_PERIOD = 10e-9
 _BEST_FIT_OFFSET = 2.09
 _MARGIN = 0.1
 
+#: GTKWave trace flags (``@`` lines of a save file; analyzer.h). TR_FTRANSLATED was checked by
+#: saving a file from GTKWave 3.3.118 after ``installFileFilter``: it wrote ``@2023`` (translated,
+#: right-justified, hex, highlighted) and ``^1 <filter file>`` before the trace.
+TR_HEX = 0x2
+TR_RJUSTIFY = 0x20
+TR_FTRANSLATED = 0x2000
+
 
 def waves_requested():
     return bool(os.environ.get("VIRTIO_WAVES"))
@@ -41,9 +57,73 @@ def members(interface):
     return [value for _, _, value in interface.signature.flatten(interface)]
 
 
+class Traces(dict):
+    """Trace groups (``{group name: [signals]}``, what ``write_vcd`` takes) plus translate filters.
+
+    Parameters
+    ----------
+    filters : list of (Signal, str)
+        GTKWave translate filter file contents, with the signal they apply to.
+    """
+    def __init__(self, *args, filters=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.filters = list(filters)
+
+
+def address_filter(regs, addr_width, *, shift=2, config_size=0, doorbells=()):
+    """A GTKWave translate filter naming the registers of ``regs`` on an address bus.
+
+    Parameters
+    ----------
+    regs : hw.regmap.RegisterMap
+    addr_width : int
+        Width of the address signal; sets the hex paddings written.
+    shift : int
+        2 for a word address (Wishbone ``adr``), 0 for a byte address (AXI4-Lite ``araddr``).
+    config_size : int
+        Bytes of config space to name ``Config+0x..``.
+    doorbells : iterable of (offset, name)
+        Extra names (per-queue doorbells). A register at the same address wins.
+
+    Returns the file's text: one ``<hex value> <name>`` line per value and padding.
+    """
+    from hw.regmap import CONFIG_OFFSET     # sim.waves stays importable without the design
+
+    names = {}
+    for offset, name in doorbells:
+        names[offset >> shift] = name
+    step = 1 << shift
+    for offset in range(CONFIG_OFFSET, CONFIG_OFFSET + config_size, step):
+        names[offset >> shift] = f"Config+{offset - CONFIG_OFFSET:#04x}"
+    for value in {r.offset >> shift for r in regs}:
+        names[value] = "/".join(r.name for r in regs if r.offset >> shift == value)
+    digits = max(1, (addr_width + 3) // 4)
+    lines = [f"# GTKWave translate filter: {regs.msi or 'standard'} register map, "
+             f"{'word' if shift else 'byte'} addresses (generated from hw/regmap.py)"]
+    for value in sorted(names):
+        if value >> addr_width:
+            continue
+        for pad in range(len(f"{value:X}"), digits + 1):
+            lines.append(f"{value:0{pad}X} {names[value]}")
+    return "\n".join(lines) + "\n"
+
+
+def transport_filter(transport, addr_width=None, *, shift=2):
+    """:func:`address_filter` for a transport: its registers, config space and doorbells."""
+    doorbells = ()
+    if transport.notify_window is not None:
+        count = transport.num_queues if transport.notify_multiplier else 1
+        doorbells = [(transport.doorbell(q), f"Doorbell[q{q}]" if transport.notify_multiplier
+                      else "Doorbell") for q in range(count)]
+    if addr_width is None:
+        addr_width = len(transport.bus.adr) + 2 - shift
+    return address_filter(transport.regs, addr_width, shift=shift,
+                          config_size=transport.config_size, doorbells=doorbells)
+
+
 def transport_traces(transport):
     """Trace groups for a :class:`hw.VirtioMMIOTransport`: host bus, interrupt, device side,
-    MSI, queues."""
+    MSI, queues; the host bus address shows register names (a :class:`Traces`)."""
     dev = transport.device
     traces = {
         "host bus": members(transport.bus),
@@ -56,7 +136,30 @@ def transport_traces(transport):
     if transport.personality is not None:
         traces["MSI"] = members(transport.msi)
     traces["queues"] = members(dev.queues)
-    return traces
+    return Traces(traces, filters=[(transport.bus.adr, transport_filter(transport))])
+
+
+def apply_filters(gtkw_path, filters):
+    """Attach translate filters to traces of a GTKWave save file.
+
+    Parameters
+    ----------
+    gtkw_path : path
+    filters : dict of str to path
+        Filter file by the signal's name as the VCD spells it (``bus__adr``); the first trace of
+        that name (at any depth of the hierarchy) gets the filter.
+    """
+    out, flags, pending = [], 0, dict(filters)
+    for line in Path(gtkw_path).read_text().splitlines():
+        if line.startswith("@"):
+            flags = int(line[1:], 16)
+        match = re.fullmatch(r"(?:\d+:)?\S*\.\\?([^.\s\[]+)(\[\d+:\d+\])?", line)
+        if match and not line.startswith(("-", "[", "*", "^")) and match.group(1) in pending:
+            path = Path(pending.pop(match.group(1))).resolve()
+            out += [f"@{flags | TR_FTRANSLATED:x}", f"^1 {path}", line, f"@{flags:x}"]
+            continue
+        out.append(line)
+    Path(gtkw_path).write_text("\n".join(out) + "\n")
 
 
 def zoom_to_fit(gtkw_path, vcd_path):
@@ -121,7 +224,58 @@ def simulate(dut, testbench, *, processes=(), background=(), name=None, traces=(
     with sim.write_vcd(str(vcd), str(gtkw), traces=traces):
         run()
     zoom_to_fit(gtkw, vcd)
+    filters = {}
+    for signal, text in getattr(traces, "filters", ()):
+        path = BUILD / f"{stem}.{signal.name}.filter"
+        path.write_text(text)
+        filters[signal.name] = path
+    apply_filters(gtkw, filters)
     return vcd, gtkw
 
 
 __all__.append("CycleCounter")
+
+
+#: Screen of the virtual X server the screenshots are taken on.
+SCREEN = (1600, 900)
+
+_SHOT = r"""
+gtkwave "$1" "$2" >"$3.log" 2>&1 &
+pid=$!
+for i in $(seq 1 300); do
+  xwininfo -root -tree 2>/dev/null | grep -q 'GTKWave - ' && break
+  kill -0 $pid 2>/dev/null || exit 3
+  sleep 0.1
+done
+sleep "$4"
+import -window root "$3"
+status=$?
+kill $pid
+wait $pid 2>/dev/null
+exit $status
+"""
+
+
+def screenshot(vcd, gtkw, png, *, settle=2.0, timeout=120):
+    """Open ``vcd`` with save file ``gtkw`` in the real GTKWave on a virtual X server (``xvfb-run``)
+    and capture the screen to ``png`` with ImageMagick ``import``.
+
+    GTKWave is given ``settle`` seconds to draw after its window appears. Raises
+    :class:`RuntimeError` with GTKWave's output if no picture was taken.
+    """
+    import subprocess
+
+    png = Path(png)
+    png.unlink(missing_ok=True)
+    width, height = SCREEN
+    result = subprocess.run(
+        ["xvfb-run", "-a", "-s", f"-screen 0 {width}x{height}x24", "bash", "-c", _SHOT, "shot",
+         str(vcd), str(gtkw), str(png), str(settle)],
+        capture_output=True, text=True, timeout=timeout)
+    log = Path(f"{png}.log")
+    output = log.read_text() if log.exists() else ""
+    log.unlink(missing_ok=True)
+    if result.returncode or not png.exists():
+        raise RuntimeError(f"GTKWave screenshot failed (exit {result.returncode}): "
+                           f"{result.stderr}{output}")
+    return png
