@@ -71,19 +71,21 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 class Registered(Elaboratable):
     """``core`` with a register stage on every port bit.
 
-    Ports: ``clk``, ``rst`` (the core's synchronous reset), ``scan_in`` (feeds the input shift
-    register), ``scan_out`` (its last bit).
+    Ports: ``clk``, ``rst`` (the core's synchronous reset, registered like every input),
+    ``scan_in`` (feeds the input shift register), ``scan_out`` (its last bit).
     """
 
     def __init__(self, core):
         self.core = core
         self.domain = ClockDomain("sync")
+        self.clk = Signal()
+        self.rst = Signal()
         self.scan_in = Signal()
         self.scan_out = Signal()
 
     @property
     def ports(self):
-        return [self.domain.clk, self.domain.rst, self.scan_in, self.scan_out]
+        return [self.clk, self.rst, self.scan_in, self.scan_out]
 
     def port_bits(self):
         """``(input bits, output bits)`` of the core."""
@@ -97,7 +99,14 @@ class Registered(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
+        # The wrapper's own registers live in a domain without reset on the same clock; the
+        # core's reset comes from one of them, so no pin reaches the core's logic directly.
         m.domains.sync = self.domain
+        m.domains.bench = bench = ClockDomain("bench", reset_less=True)
+        rst = Signal(name=_WRAPPER_PREFIX + "rst", reset_less=True)
+        m.d.comb += [self.domain.clk.eq(self.clk), bench.clk.eq(self.clk),
+                     self.domain.rst.eq(rst)]
+        m.d.bench += rst.eq(self.rst)
         m.submodules.core = core = self.core
         inputs = []
         for path, member, value in core.signature.flatten(core):
@@ -105,12 +114,12 @@ class Registered(Elaboratable):
             name = _WRAPPER_PREFIX + "out_" + "_".join(str(p) for p in path)
             if member.flow == Out:
                 reg = Signal(len(value), name=name, reset_less=True, attrs={"keep": 1})
-                m.d.sync += reg.eq(value)
+                m.d.bench += reg.eq(value)
             else:
                 inputs.append(value)
         width = sum(len(v) for v in inputs)
         chain = Signal(width, name=_WRAPPER_PREFIX + "in_chain", reset_less=True)
-        m.d.sync += chain.eq(Cat(self.scan_in, chain[:-1]))
+        m.d.bench += chain.eq(Cat(self.scan_in, chain[:-1]))
         m.d.comb += [Cat(inputs).eq(chain), self.scan_out.eq(chain[-1])]
         return m
 
@@ -347,13 +356,20 @@ def main(argv=None):
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="placer seeds per device")
     parser.add_argument("--jobs", type=int, default=1, help="nextpnr runs in parallel")
+    parser.add_argument("--devices", nargs="+", choices=["hx8k", "up5k", "ecp5"],
+                        default=["hx8k", "up5k", "ecp5"])
     parser.add_argument("--no-write", action="store_true",
                         help="do not write docs/benchmark.json and docs/benchmark.md")
     args = parser.parse_args(argv)
+    short = {"hx8k": "iCE40 HX8K", "up5k": "iCE40 UP5K", "ecp5": "ECP5-25 (speed 6)"}
+    devices = tuple(short[d] for d in args.devices)
     command = "./run python -m boards.bench" + (f" --seeds {args.seeds}"
                                                  if args.seeds != 3 else "")
+    if len(devices) != len(DEVICES):
+        command += " --devices " + " ".join(args.devices)
     print(f"benchmark of the reference configuration: {_config_text(REFERENCE)}")
-    results, note = run_bench(seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs)
+    results, note = run_bench(seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs,
+                              devices=devices)
     text = markdown(results, command, note)
     print()
     print(text)
