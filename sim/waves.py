@@ -25,7 +25,8 @@ from .bus import CycleCounter
 
 
 __all__ = ["BUILD", "CLOCK_PERIOD", "members", "transport_traces", "simulate", "waves_requested",
-           "zoom_to_fit", "Traces", "address_filter", "transport_filter", "apply_filters",
+           "zoom_to_fit", "zoom_level", "Traces", "address_filter", "transport_filter",
+           "apply_filters",
            "screenshot", "SCREEN", "TR_HEX", "TR_RJUSTIFY", "TR_FTRANSLATED"]
 
 #: Ignored build folder at the top of the checkout.
@@ -162,6 +163,12 @@ def apply_filters(gtkw_path, filters):
     Path(gtkw_path).write_text("\n".join(out) + "\n")
 
 
+def zoom_level(duration):
+    """The GTKWave zoom level (``*`` line of a save file) that shows ``duration`` dump time units
+    from the start, in the window size :func:`zoom_to_fit` writes."""
+    return _BEST_FIT_OFFSET - _MARGIN - math.log2(max(duration, 2))
+
+
 def zoom_to_fit(gtkw_path, vcd_path):
     """Add a window size and a zoom level that shows the whole VCD to a GTKWave save file
     (Amaranth writes none, so GTKWave would open at femtoseconds)."""
@@ -170,7 +177,7 @@ def zoom_to_fit(gtkw_path, vcd_path):
         f.seek(max(0, os.path.getsize(vcd_path) - 65536))
         for match in re.finditer(rb"^#(\d+)", f.read(), re.MULTILINE):
             end = int(match.group(1))
-    zoom = _BEST_FIT_OFFSET - _MARGIN - math.log2(max(end, 2))
+    zoom = zoom_level(end)
     text = Path(gtkw_path).read_text()
     header = (f"[timestart] 0\n[size] 1500 800\n[pos] -1 -1\n"
               f"*{zoom:.6f} 0 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 "
