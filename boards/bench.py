@@ -247,7 +247,8 @@ def _tools():
     env = tool_env()
     versions = []
     for var in ("YOSYS", "NEXTPNR_ICE40"):
-        out = subprocess.run([env[var], "--version"], capture_output=True, text=True).stdout
+        run = subprocess.run([env[var], "--version"], capture_output=True, text=True)
+        out = run.stdout + run.stderr
         versions.append(out.strip().splitlines()[-1][:60] if out.strip() else var)
     return "; ".join(versions)
 
@@ -260,7 +261,7 @@ def _advice(result):
         hints.append("The path runs through the MSI controller: registering the vector-table "
                      "read address / pending-vector selection (one more cycle of MSI latency) "
                      "would cut it.")
-    if "bus__adr" in path or "rdata" in path or "dat_r" in path:
+    if "msi" not in path and ("bus__adr" in path or "rdata" in path):
         hints.append("The path runs from the host bus address through the register read "
                      "decoder: a registered address decode (one cycle more read latency) or "
                      "a one-hot register-select would cut it.")
