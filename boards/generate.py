@@ -282,7 +282,7 @@ def generated_files():
     return files
 
 
-def _screenshot(path, *, window_ns=400):
+def _screenshot(path, *, window_ns=200):
     """The demo scenario's first ``window_ns`` in GTKWave: probe, reset, feature negotiation."""
     from sim.scenario import run_scenario
     from sim.waves import screenshot, zoom_level

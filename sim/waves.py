@@ -275,10 +275,13 @@ def screenshot(vcd, gtkw, png, *, settle=2.0, timeout=120):
     png = Path(png)
     png.unlink(missing_ok=True)
     width, height = SCREEN
-    result = subprocess.run(
-        ["xvfb-run", "-a", "-s", f"-screen 0 {width}x{height}x24", "bash", "-c", _SHOT, "shot",
-         str(vcd), str(gtkw), str(png), str(settle)],
-        capture_output=True, text=True, timeout=timeout)
+    for attempt in range(2):     # xvfb-run -a can lose a race for a display number
+        result = subprocess.run(
+            ["xvfb-run", "-a", "-s", f"-screen 0 {width}x{height}x24", "bash", "-c", _SHOT,
+             "shot", str(vcd), str(gtkw), str(png), str(settle)],
+            capture_output=True, text=True, timeout=timeout)
+        if result.returncode == 0 and png.exists():
+            break
     log = Path(f"{png}.log")
     output = log.read_text() if log.exists() else ""
     log.unlink(missing_ok=True)
