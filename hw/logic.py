@@ -41,7 +41,8 @@ class RoundRobin:
         pick = Mux(high.any(), high, requests)
         below = Signal(n, name=f"{name}_below")       # below[i]: `pick` has a bit under i
         for i in range(1, n):
-            m.d.comb += below[i].eq(below[i - 1] | pick[i - 1])
+            # each an OR tree of its own (log depth), not a chain through below[i - 1]
+            m.d.comb += below[i].eq(pick[:i].any())
         grant_hot = Signal(n, name=f"{name}_grant_hot")
         m.d.comb += grant_hot.eq(pick & ~below)
         grant = Signal(self.index_width, name=f"{name}_grant")

@@ -83,8 +83,9 @@ class MSIController(wiring.Component):
 
     Latency
     -------
-    An event in cycle N for a configured, unmasked vector is offered on ``msi`` from cycle N+2
-    when the stream is idle. Messages for different vectors can follow each other every cycle.
+    An event in cycle N for a configured, unmasked vector is offered on ``msi`` from cycle N+3
+    when the stream is idle (the choice of vector is registered before the table is read).
+    Messages for different vectors can follow each other every cycle.
     """
 
     def __init__(self, *, num_queues, vectors, sharing):
@@ -210,21 +211,30 @@ class MSIController(wiring.Component):
             m.d.comb += [config_hot.eq(config_event), used_hot.eq(queue_events << 1)]
 
         # --- sender --------------------------------------------------------------------------------
-        # `pending[v]`: an event waits on vector v. The read port is enabled only when a vector is
-        # issued, so its data (the stream payload) holds while the sink stalls. `current` is the
-        # vector on the stream, one-hot.
+        # Two stages, so that the round-robin choice and the table's read address are not one
+        # long path (about 7 LUT levels on ECP5 without it). Stage A picks a vector and registers
+        # it (`staged`); stage B reads its entry from the table when the stream is free, and the
+        # read port's data is the stream payload (the port is enabled only then, so the payload
+        # holds while the sink stalls). `pending[v]`: an event waits on vector v; `current` is
+        # the vector on the stream, one-hot.
         pending = Signal(na)
         current = Signal(na)
-        deliverable = pending & configured & ~masked & ~current & enabled.replicate(na)
+        staged = Signal(na)
+        staged_index = Signal(vbits)
+        staged_valid = Signal()
+        deliverable = pending & configured & ~masked & ~current & ~staged & enabled.replicate(na)
         accept = self.msi.valid & self.msi.ready
-        issue = deliverable.any() & (~self.msi.valid | self.msi.ready)
+        issue = staged_valid & (~self.msi.valid | self.msi.ready)      # stage B -> stream
+        load = (~staged_valid | issue) & deliverable.any()              # stage A -> stage B
+        grant_hot, grant = RoundRobin(na).elaborate(m, deliverable, load)
 
-        grant_hot, grant = RoundRobin(na).elaborate(m, deliverable, issue)
-
-        m.d.comb += [read.addr.eq(grant), read.en.eq(issue), self.msi.p.eq(read.data)]
-        assert len(grant) <= vbits
+        m.d.comb += [read.addr.eq(staged_index), read.en.eq(issue), self.msi.p.eq(read.data)]
+        with m.If(load):
+            m.d.sync += [staged_valid.eq(1), staged.eq(grant_hot), staged_index.eq(grant)]
+        with m.Elif(issue):
+            m.d.sync += [staged_valid.eq(0), staged.eq(0)]
         with m.If(issue):
-            m.d.sync += [self.msi.valid.eq(1), current.eq(grant_hot)]
+            m.d.sync += [self.msi.valid.eq(1), current.eq(staged)]
         with m.Elif(accept):
             m.d.sync += [self.msi.valid.eq(0), current.eq(0)]
 
@@ -257,9 +267,10 @@ class MSIController(wiring.Component):
             with m.Else():
                 m.d.sync += pending_reg.eq(pending_reg & ~done | hit)
         with m.If(disabling):
-            # decisions.md D6: fold every pending vector back into InterruptStatus.
+            # decisions.md D6: fold every pending vector back into InterruptStatus. A staged
+            # vector is dropped (it is pending, so it is folded); the message on the stream stays.
             m.d.comb += self.fold.eq(fold)
-            m.d.sync += enabled.eq(0)
+            m.d.sync += [enabled.eq(0), staged_valid.eq(0), staged.eq(0)]
         with m.Elif(enabling):
             m.d.sync += enabled.eq(1)
 
