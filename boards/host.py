@@ -11,7 +11,7 @@ It speaks the protocol of :mod:`boards.bridge` over a *line*: any object with
   (may return an awaitable).
 
 :class:`SerialLine` is such a line over pyserial; the tests use a simulated one
-(:mod:`boards.simserial`).
+(:mod:`sim.serial`).
 
 Command line (a board with the bitstream of :mod:`boards.build` on its USB serial port)::
 

@@ -6,7 +6,7 @@ from amaranth.lib import wiring
 
 from boards.bridge import (CMD_READ, RESP_ERROR, RESP_READ, RESP_WRITE, Error, UARTBridge)
 from boards.host import encode_read, encode_write
-from boards.simserial import simulate_soc
+from sim.serial import simulate_soc
 from sim.waves import simulate
 
 

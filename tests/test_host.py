@@ -8,7 +8,7 @@ from boards.bridge import CMD_WRITE, RESP_ERROR, RESP_READ, RESP_WRITE, Error
 from boards.echo import ECHO_CONFIG
 from boards.host import (MSI_ADDRESS, MSI_DATA, BridgeError, BridgeMMIO, encode_read,
                          encode_write, read_recorder, run_command)
-from boards.simserial import simulate_soc
+from sim.serial import simulate_soc
 from hw.regmap import MAGIC, Status
 from sim.driver import VirtioMMIODriver
 

@@ -6,7 +6,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 
-from boards.simserial import SimSerialLine
+from sim.serial import SimSerialLine
 from boards.uart import UARTReceiver, UARTTransmitter, divisor_for
 from sim.waves import simulate
 

@@ -158,8 +158,8 @@ def simulate_soc(body, *, soc=None, divisor=6, timeout=200, transport=None, name
                  waves=None):
     """Run ``async body(ctx, line, soc, monitor)`` against a :class:`~boards.soc.BridgeSoC`
     over a :class:`SimSerialLine`. Returns the SoC."""
-    from sim.waves import simulate, members
-    from .soc import BOARD_TRANSPORT, BridgeSoC
+    from .waves import simulate, members
+    from boards.soc import BOARD_TRANSPORT, BridgeSoC
     if soc is None:
         soc = BridgeSoC(divisor=divisor, timeout=timeout, stretch=16,
                         transport=transport or BOARD_TRANSPORT)
