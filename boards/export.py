@@ -11,7 +11,7 @@ high) and one port per signal of the transport's interface, named by its path wi
 
 * ``bus__cyc bus__stb bus__we bus__adr bus__sel bus__dat_w`` (inputs), ``bus__dat_r bus__ack``
   (outputs): the Wishbone B4 classic target, 32-bit data, byte enables, ``adr`` a *word* address
-  of ``addr_width`` bits (11 without doorbells: a 4 KiB window).
+  of ``addr_width`` bits (10 without doorbells: a 4 KiB window).
 * ``irq`` (output): the wired interrupt, level high.
 * ``device__*``: the device side (:mod:`hw.device`); per-queue fields are packed vectors, queue
   ``q`` in bits ``[q*W +: W]`` (``device__queues__desc`` is ``64 * num_queues`` bits).
@@ -105,7 +105,7 @@ def verilog_doc():
         "",
         "## Port list",
         "",
-        doc.strip(),
+        doc.strip().replace("``", "`"),
         "",
         "## Default configuration",
         "",

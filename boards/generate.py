@@ -180,10 +180,11 @@ def markdown():
                  "v1": "Proposal v1 (`msi=\"v1\"`)"}[msi]
         out += [f"## {title}", "",
                 f"Version reads {VERSION[msi]}. "
-                + ("QueueNotify is write-only unless notification addresses are configured "
-                   "(see [Notification structure](#notification-structure))."
-                   if msi is None else
-                   "QueueNotify reads the notification structure."),
+                + {None: "QueueNotify is write-only unless notification addresses are "
+                         "configured (see [Notification structure](#notification-structure)).",
+                   "v2": "Shown with notification addresses configured: QueueNotify reads the "
+                         "notification structure.",
+                   "v1": "QueueNotify always reads the notification structure."}[msi],
                 "",
                 "| Offset | Name | Width | Access | Reset | C macro | Meaning | Fields |",
                 "|---|---|---|---|---|---|---|---|"]
