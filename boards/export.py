@@ -18,6 +18,13 @@ high) and one port per signal of the transport's interface, named by its path wi
 * ``msi__valid msi__payload`` (outputs), ``msi__ready`` (input): only with ``--msi``; the payload
   is ``{data[31:0], address[63:0]}`` (address in the low bits).
 
+With ``--bus axi4lite`` the Wishbone ports are replaced by an AXI4-Lite target
+(:class:`hw.axi4lite.AXI4LiteToWishbone` in front of the register block): ``axi__awaddr
+axi__awprot axi__awvalid axi__wdata axi__wstrb axi__wvalid axi__bready axi__araddr axi__arprot
+axi__arvalid axi__rready`` (inputs), ``axi__awready axi__wready axi__bresp axi__bvalid
+axi__arready axi__rdata axi__rresp axi__rvalid`` (outputs), byte addresses of ``addr_width + 2``
+bits. Unaligned addresses answer SLVERR without touching the registers.
+
 The port names follow the interface definitions, so they stay stable as long as the signatures
 do; ``docs/verilog.md`` (generated, checked by CI) lists them for the default configuration and a
 test compares that list with the ports of the exported file.
@@ -29,13 +36,18 @@ import re
 import sys
 from pathlib import Path
 
-from amaranth.hdl import Value
+from amaranth.hdl import Module, Value
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In, flipped
 
-from hw import VirtioMMIOTransport
+from hw import VirtioMMIOTransport, axi4lite
 
 
-__all__ = ["DEFAULTS", "build", "ports", "export", "verilog_doc", "main"]
+__all__ = ["DEFAULTS", "BUSES", "AXI4LiteTransport", "build", "ports", "export", "verilog_doc",
+           "main"]
+
+#: Host bus choices of the export.
+BUSES = ("wishbone", "axi4lite")
 
 #: The configuration exported when no option is given (and documented in docs/verilog.md).
 DEFAULTS = dict(device_id=1, vendor_id=0x1af4, num_queues=2, queue_size_max=256, config_size=16,
@@ -48,14 +60,61 @@ _GROUPS = {
     "irq": "wired interrupt, level high",
     "device": "device side (hw/device.py)",
     "msi": "MSI write stream (address 64, data 32)",
+    "axi": "AXI4-Lite target (host bus), byte address",
 }
 
 
-def build(**params):
-    """A transport for an export; ``params`` override :data:`DEFAULTS`."""
+class AXI4LiteTransport(wiring.Component):
+    """A transport whose host bus is an AXI4-Lite target: the board-level wiring of
+    :class:`hw.axi4lite.AXI4LiteToWishbone` in front of :class:`hw.VirtioMMIOTransport`.
+
+    Parameters
+    ----------
+    transport : VirtioMMIOTransport
+
+    Members
+    -------
+    axi : In(axi4lite.Signature(addr_width=len(transport.bus.adr) + 2))
+        Replaces ``bus``; see the bridge for responses and latency (2 cycles more than Wishbone).
+    irq, device, msi
+        The transport's own ports, unchanged.
+    """
+    def __init__(self, transport):
+        if not isinstance(transport, VirtioMMIOTransport):
+            raise TypeError(f"transport must be a VirtioMMIOTransport, not {transport!r}")
+        self._transport = transport
+        self._bridge = axi4lite.AXI4LiteToWishbone(addr_width=len(transport.bus.adr) + 2)
+        members = {"axi": In(axi4lite.Signature(addr_width=self._bridge.addr_width))}
+        members.update((name, member) for name, member in transport.signature.members.items()
+                       if name != "bus")
+        super().__init__(members)
+
+    @property
+    def transport(self):
+        return self._transport
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.transport = transport = self._transport
+        m.submodules.bridge = bridge = self._bridge
+        wiring.connect(m, flipped(self.axi), bridge.axi)
+        wiring.connect(m, bridge.wb, transport.bus)
+        m.d.comb += self.irq.eq(transport.irq)
+        wiring.connect(m, flipped(self.device), transport.device)
+        if "msi" in self.signature.members:
+            wiring.connect(m, flipped(self.msi), transport.msi)
+        return m
+
+
+def build(*, bus="wishbone", **params):
+    """A transport for an export; ``params`` override :data:`DEFAULTS`. With
+    ``bus="axi4lite"``, an :class:`AXI4LiteTransport`."""
+    if bus not in BUSES:
+        raise ValueError(f"bus must be one of {BUSES!r}, not {bus!r}")
     config = dict(DEFAULTS)
     config.update(params)
-    return VirtioMMIOTransport(**config)
+    transport = VirtioMMIOTransport(**config)
+    return transport if bus == "wishbone" else AXI4LiteTransport(transport)
 
 
 def ports(component):
@@ -139,6 +198,8 @@ def main(argv=None):
     parser.add_argument("--device-features", type=_int, default=0)
     parser.add_argument("--msi", choices=["none", "v2", "v1"], default="none",
                         help="personality (default: standard virtio-mmio)")
+    parser.add_argument("--bus", choices=BUSES, default="wishbone", help="host bus (default: "
+                        "Wishbone B4 classic)")
     parser.add_argument("--name", default=_DEFAULT_NAME, help="Verilog module name")
     parser.add_argument("-o", "--output", type=Path,
                         default=Path(__file__).resolve().parent.parent / "build" /
@@ -151,7 +212,7 @@ def main(argv=None):
                           config_size=args.config_size, notify_base=args.notify_base,
                           notify_multiplier=args.notify_multiplier, device_id=args.device_id,
                           vendor_id=args.vendor_id, device_features=args.device_features,
-                          msi=None if args.msi == "none" else args.msi)
+                          msi=None if args.msi == "none" else args.msi, bus=args.bus)
     except (TypeError, ValueError, NotImplementedError) as error:
         parser.error(str(error))
     print(f"[export] elaborating and converting module {args.name} with Yosys "

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from boards.export import DEFAULTS, build, export, main, ports
+from boards.export import DEFAULTS, AXI4LiteTransport, build, export, main, ports
+from hw.axi4lite import Response
 from hw.regmap import MAGIC, VERSION, Status
 
 
 TB = Path(__file__).parent / "verilog" / "tb_probe.v"
+TB_AXI = Path(__file__).parent / "verilog" / "tb_probe_axi.v"
+TESTBENCH = {"wishbone": TB, "axi4lite": TB_AXI}
 
 CONFIGS = [
     pytest.param({}, id="default"),
@@ -23,8 +26,9 @@ CONFIGS = [
 ]
 
 
-def defines(transport, module):
+def defines(component, module):
     """The testbench's defines, from the register map and the transport's parameters."""
+    transport = getattr(component, "transport", component)
     regs = transport.regs
     status = (Status.ACKNOWLEDGE | Status.DRIVER).value
     values = dict(
@@ -35,14 +39,15 @@ def defines(transport, module):
         MAGIC=f"32'h{MAGIC:08x}", VERSION=VERSION[regs.msi],
         DEVICE_ID=f"32'h{transport.device_id:08x}", VENDOR_ID=f"32'h{transport.vendor_id:08x}",
         STATUS_VALUE=status,
+        RESP_OKAY=Response.OKAY.value, RESP_SLVERR=Response.SLVERR.value,
     )
     if regs.msi is not None:
         values["HAS_MSI"] = 1
     return [f"{name}={value}" for name, value in values.items()]
 
 
-def exported(tmp_path, params, module="virtio_mmio_transport"):
-    transport = build(**params)
+def exported(tmp_path, params, module="virtio_mmio_transport", bus="wishbone"):
+    transport = build(bus=bus, **params)
     path = tmp_path / f"{module}.v"
     path.write_text(export(transport, name=module))
     return transport, path
@@ -59,29 +64,45 @@ def declared_ports(verilog, module):
     return found
 
 
-@pytest.mark.parametrize("params", CONFIGS)
-def test_exported_verilog_passes_the_probe_testbench_in_icarus(tmp_path, params):
+def icarus(tmp_path, component, path, bus):
     assert shutil.which("iverilog"), "iverilog is installed by ./run test (Debian: iverilog)"
-    transport, path = exported(tmp_path, params)
     sim = tmp_path / "tb.vvp"
     subprocess.run(["iverilog", "-g2012", "-o", str(sim)] +
-                   [f"-D{d}" for d in defines(transport, "virtio_mmio_transport")] +
-                   [str(TB), str(path)], check=True, capture_output=True, text=True)
-    result = subprocess.run(["vvp", "-n", str(sim)], capture_output=True, text=True, timeout=120)
-    assert "PASS" in result.stdout, result.stdout + result.stderr
-    assert "FAIL" not in result.stdout
-    assert "ok   MagicValue = 74726976" in result.stdout
+                   [f"-D{d}" for d in defines(component, "virtio_mmio_transport")] +
+                   [str(TESTBENCH[bus]), str(path)], check=True, capture_output=True, text=True)
+    return subprocess.run(["vvp", "-n", str(sim)], capture_output=True, text=True,
+                          timeout=120).stdout
 
 
-def test_exported_verilog_passes_the_probe_testbench_in_verilator(tmp_path):
+@pytest.mark.parametrize("params", CONFIGS)
+def test_exported_verilog_passes_the_probe_testbench_in_icarus(tmp_path, params):
+    component, path = exported(tmp_path, params)
+    out = icarus(tmp_path, component, path, "wishbone")
+    assert "PASS" in out and "FAIL" not in out, out
+    assert f"ok   MagicValue = {MAGIC:08x}" in out
+
+
+@pytest.mark.parametrize("params", [CONFIGS[0], CONFIGS[2]])
+def test_axi4lite_export_passes_the_probe_testbench_in_icarus(tmp_path, params):
+    component, path = exported(tmp_path, params, bus="axi4lite")
+    assert isinstance(component, AXI4LiteTransport)
+    out = icarus(tmp_path, component, path, "axi4lite")
+    assert "PASS" in out and "FAIL" not in out, out
+    assert "ok   unaligned read: SLVERR" in out
+
+
+@pytest.mark.parametrize("bus", ["wishbone", "axi4lite"])
+def test_exported_verilog_passes_the_probe_testbench_in_verilator(tmp_path, bus):
     # Installed here and by ./run test on fresh machines: its absence is a failure, not a skip.
     assert shutil.which("verilator"), "verilator is installed by ./run test (Debian: verilator)"
-    transport, path = exported(tmp_path, CONFIGS[1].values[0], module="vmmio")
+    component, path = exported(tmp_path, CONFIGS[1].values[0], module="vmmio", bus=bus)
     build_dir = tmp_path / "obj_dir"
+    top = TESTBENCH[bus].stem
     subprocess.run(["verilator", "--binary", "--timing", "-Wno-fatal", "-Wno-lint",
-                    "--top-module", "tb_probe", "--Mdir", str(build_dir), "-o", "tb"] +
-                   [f"+define+{d}" for d in defines(transport, "vmmio")] +
-                   [str(TB), str(path)], check=True, capture_output=True, text=True, timeout=600)
+                    "--top-module", top, "--Mdir", str(build_dir), "-o", "tb"] +
+                   [f"+define+{d}" for d in defines(component, "vmmio")] +
+                   [str(TESTBENCH[bus]), str(path)], check=True, capture_output=True, text=True,
+                   timeout=600)
     result = subprocess.run([str(build_dir / "tb")], capture_output=True, text=True, timeout=120)
     assert "PASS" in result.stdout, result.stdout + result.stderr
 
@@ -99,6 +120,15 @@ def test_port_list_matches_the_exported_module(tmp_path):
     assert found["device__queues__desc"] == ("output", 64 * DEFAULTS["num_queues"])
 
 
+def test_axi4lite_port_list_matches_the_exported_module(tmp_path):
+    component, path = exported(tmp_path, {}, bus="axi4lite")
+    found = declared_ports(path.read_text(), "virtio_mmio_transport")
+    assert found == {name: (direction, width) for name, direction, width, _ in ports(component)}
+    assert not any(name.startswith("bus__") for name in found)
+    assert found["axi__araddr"] == ("input", len(component.transport.bus.adr) + 2)
+    assert found["axi__rresp"] == ("output", 2)
+
+
 def test_command_writes_the_file_and_prints_the_ports(tmp_path, capsys):
     out = tmp_path / "x.v"
     assert main(["--queues", "3", "--config-size", "8", "--device-id", "5", "-o", str(out)]) == 0
@@ -113,6 +143,7 @@ def test_command_writes_the_file_and_prints_the_ports(tmp_path, capsys):
     (["--queues", "0"], "num_queues must be an integer from 1 to 1024, not 0"),
     (["--config-size", "6"], "config_size must be a multiple of 4"),
     (["--name", "9bad"], "--name must be a Verilog identifier, not '9bad'"),
+    (["--bus", "apb"], "argument --bus: invalid choice: 'apb'"),
 ])
 def test_command_rejects_bad_configurations(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exc:
