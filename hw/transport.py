@@ -116,8 +116,9 @@ class VirtioMMIOTransport(wiring.Component):
     Every access is acknowledged exactly once, whatever the address, byte enables or timing. A
     request presented in cycle N is acknowledged in cycle N+1, except a config-space read, which
     is acknowledged in cycle N+2 (the device's read data is sampled in cycle N+1). A write takes
-    effect at the end of cycle N, so the next access already sees it. ``ack`` is registered, so a
-    master that holds its next request at once gets one access every 2 cycles.
+    effect at the end of cycle N, so the next access already sees it (a reset, Status := 0, at the
+    end of cycle N+1, when the bus takes no request). ``ack`` is registered, so a master that holds
+    its next request at once gets one access every 2 cycles.
 
     Operation
     ---------
@@ -334,10 +335,13 @@ class VirtioMMIOTransport(wiring.Component):
         n = self._num_queues
         words = self._feature_words
 
-        # decisions.md D7: Status := 0 returns every register below to its init value at the end
-        # of the write's cycle, before the next access can complete.
+        # decisions.md D7: Status := 0 returns every register below to its init value. The
+        # request is registered (`reset_now`, also the device's reset pulse) so that the wide
+        # reset fan-out starts at a flip-flop: the reset lands at the end of the ack cycle, in
+        # which the bus takes no request, so it is done before the next access completes.
         soft_reset = Signal()
-        m.d.sync += dev.reset.eq(soft_reset)
+        reset_now = dev.reset
+        m.d.sync += reset_now.eq(soft_reset)
         state = []
 
         def register(*args, **kwargs):
@@ -394,7 +398,7 @@ class VirtioMMIOTransport(wiring.Component):
         msi_enabled = Const(0)
         fold = Const(0, 2)
         if self._msi is not None:
-            m.submodules.msi = msi = ResetInserter(soft_reset)(self._msi_controller)
+            m.submodules.msi = msi = ResetInserter(reset_now)(self._msi_controller)
             wiring.connect(m, msi.msi, flipped(self.msi))
             msi_enabled = msi.enabled
             fold = msi.fold
@@ -420,7 +424,7 @@ class VirtioMMIOTransport(wiring.Component):
 
         # --- doorbells ----------------------------------------------------------------------------
         with_data = bool(self._features >> Feature.NOTIFICATION_DATA & 1)
-        m.submodules.notify = notify = ResetInserter(soft_reset)(
+        m.submodules.notify = notify = ResetInserter(reset_now)(
             NotificationQueue(num_queues=n, with_data=with_data))
         wiring.connect(m, notify.notify, flipped(dev.notify))
         m.d.comb += notify.queue_ready.eq(ready)
@@ -556,7 +560,7 @@ class VirtioMMIOTransport(wiring.Component):
         if self._msi == "v1":
             self._decode_msi_v1(m, msi, write, bus)
 
-        with m.If(soft_reset):
+        with m.If(reset_now):
             m.d.sync += [sig.eq(sig.init) for sig in state]
 
         return m
