@@ -13,7 +13,7 @@ from sim.axi4lite import AXIMMIO, AXIWriteSink, axi_read, axi_write
 from sim.bus import BusError, CycleCounter
 from sim.device import DeviceModel
 from sim.driver import VirtioMMIODriver
-from sim.waves import Traces, address_filter, members, simulate, transport_traces
+from sim.waves import Traces, members, simulate, transport_filter, transport_traces
 
 from helpers import caller_test_name, make, undefined_offsets
 
@@ -35,8 +35,7 @@ class AXITop(Elaboratable):
 
 def traces(top):
     groups = transport_traces(top.transport)
-    names = address_filter(top.transport.regs, top.bridge.addr_width, shift=0,
-                           config_size=top.transport.config_size)
+    names = transport_filter(top.transport, shift=0)
     return Traces({"AXI4-Lite": members(top.axi), **groups},
                   filters=[(top.axi.awaddr, names), (top.axi.araddr, names)] + groups.filters)
 
