@@ -410,6 +410,27 @@ def test_reset_in_the_middle_of_traffic_offers_nothing_afterwards():
     run(dut, body)
 
 
+def test_reset_returns_sharing_maps_to_no_vector():
+    dut = make(msi="v2", num_queues=2, msi_sharing=True, msi_vectors=2)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        await io.write(off(dut, "QueueSel"), 1)
+        await command(io, dut, MsiCmdV2.MAP_QUEUE, 1)
+        await command(io, dut, MsiCmdV2.MAP_CONFIG, 0)
+        device.raise_used(1)
+        device.change_config()
+        await settle(ctx)
+        assert sorted(intc.take()) == sorted([message(0), message(1)])
+        await io.write(off(dut, "Status"), 0)
+        await v2_up(io, dut)                    # vectors configured again, but no maps
+        device.raise_used(1)
+        device.change_config()
+        await settle(ctx)
+        assert intc.take() == []
+    run(dut, body)
+
+
 # --- bad inputs ------------------------------------------------------------------------------------
 
 def test_msi_registers_need_bit_40():
