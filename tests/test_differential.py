@@ -39,7 +39,7 @@ from sim.intc import InterruptControllerModel
 from sim.model import TransportModel
 
 
-EXAMPLES = int(os.environ.get("VIRTIO_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("VIRTIO_EXAMPLES", "120"))
 
 _COMMON = dict(device_id=0x2a, vendor_id=0x1af4, config_size=8,
                shm_regions=[(0x1234_5678_9abc_0000, 0x1_0000_0000)])
@@ -317,6 +317,36 @@ class KnownDeviations(TransportModel):
         # gateware treats MsiVecSel as "no valid selection" until it is written; decisions.md D7
         # says the selectors are 0, so a command before any MsiVecSel write acts on vector 0.
         self.vec_sel = None
+        # GATEWARE BUG 3 (test_gateware_bug_vector_masked_while_waiting_is_sent): the sender has
+        # a second stage; a vector chosen while the sink stalls is sent when the sink takes
+        # again, even if it was masked or MSI was disabled in the meantime.
+        self.msi_staged = None
+
+    def _deliverable(self):
+        return [v for v in super()._deliverable() if v != self.msi_staged]
+
+    def _settle(self):
+        while True:
+            if self.msi_slot is not None and not self.msi_held:
+                v, address, data = self.msi_slot
+                self.messages.append((address, data))
+                self.table[v].pend_config = self.table[v].pend_used = False
+                self.msi_slot = None
+            if self.msi_slot is None and self.msi_staged is not None:
+                v = self.msi_staged
+                self.msi_slot = (v, self.table[v].address, self.table[v].data)
+                self.msi_staged = None
+                continue
+            candidates = self._deliverable()
+            if self.msi_staged is None and candidates:
+                v = self._round_robin(candidates, self.msi_last)
+                self.msi_last = v
+                self.msi_staged = v
+                continue
+            break
+        held, self.msi_held = self.msi_held, True      # MSI done: the base class does the rest
+        super()._settle()
+        self.msi_held = held
 
 
 def check(name, ops, *, model_class=KnownDeviations):
@@ -733,6 +763,19 @@ def test_gateware_bug_msi_vec_sel_resets_to_vector_0():
            w(model, "MsiCmd", MsiCmdV2.CONFIGURE.value),     # vector 0: MsiVecSel is 0
            w(model, "MsiCmd", MsiCmdV2.ENABLE.value),
            ("config_change", None, b"")]
+    check("v2", ops, model_class=TransportModel)
+
+
+def test_gateware_bug_vector_masked_while_waiting_is_sent():
+    """GATEWARE BUG 3 (regression of 03ea790 "register the chosen MSI vector before the table
+    read"; also found by sim/formal.py MSIHarness(strict_mask=True)). decisions.md D5: an event
+    for a masked vector only pends; UNMASK sends it. With the sink stalled on vector 1's message,
+    the gateware has already chosen vector 2 for its second sender stage; MASK of vector 2 does
+    not stop it, and it is sent when the sink takes again."""
+    model = TransportModel(**CONFIGS["v2"])
+    ops = bring_up(model) + [("hold_msi",), ("used", 0), ("used", 1),
+                             w(model, "MsiVecSel", 2), w(model, "MsiCmd", MsiCmdV2.MASK.value),
+                             ("release_msi",)]
     check("v2", ops, model_class=TransportModel)
 
 
