@@ -499,13 +499,15 @@ class ResetHarness(Elaboratable):
 
         status = dut.regs["Status"]
         full = Const(0b1111) if self.mutant != "partial" else bus.sel
-        reset_write = (active & ~bus.ack & bus.we & (bus.adr == status.word) &
-                       (bus.sel == full) & (bus.dat_w == 0))
+        reset_write = (active & bus.we & (bus.adr == status.word) & (bus.sel == full) &
+                       (bus.dat_w == 0))
         event = (Cat(dev.queues[q].used for q in range(dut.num_queues)).any() |
                  dev.config_change | dev.needs_reset)
         other = active & ~bus.ack & ~reset_write
+        # decisions.md D7: power-on state "before the next access completes"; checked from the
+        # cycle after the ack (the earliest a next access can start).
         quiet = Signal()
-        with m.If(reset_write):
+        with m.If(reset_write & bus.ack):
             m.d.sync += quiet.eq(1)
         with m.Elif(event | other):
             m.d.sync += quiet.eq(0)
@@ -517,11 +519,11 @@ class ResetHarness(Elaboratable):
                 Assert(Cat(dev.queues[q].ready for q in range(dut.num_queues)) == 0),
             ]
         had_notify = Signal()
-        with m.If(reset_write & dev.notify.valid):
+        with m.If(reset_write & ~bus.ack & dev.notify.valid):
             m.d.sync += had_notify.eq(1)
         m.d.comb += [
             Cover(quiet & had_notify),
-            Cover(reset_write & dut.irq),
+            Cover(reset_write & ~bus.ack & dut.irq),
         ]
         return m
 
