@@ -141,7 +141,7 @@ class MSIController(wiring.Component):
 
         # --- selection and staging registers --------------------------------------------------
         sel = Signal(vbits)                 # MsiVecSel, when it names a vector
-        sel_ok = Signal()                   #   ... below MsiVecNum
+        sel_ok = Signal(init=1)             #   ... below MsiVecNum (reset: 0, vector 0; D7)
         sel_none = Signal()                 #   ... NO_VECTOR
         staging = Signal(MSIMessage)
         with m.If(self.vec_sel_we):
@@ -222,16 +222,20 @@ class MSIController(wiring.Component):
         staged = Signal(na)
         staged_index = Signal(vbits)
         staged_valid = Signal()
-        deliverable = pending & configured & ~masked & ~current & ~staged & enabled.replicate(na)
+        sendable = configured & ~masked & enabled.replicate(na)
+        deliverable = pending & sendable & ~current & ~staged
         accept = self.msi.valid & self.msi.ready
-        issue = staged_valid & (~self.msi.valid | self.msi.ready)      # stage B -> stream
-        load = (~staged_valid | issue) & deliverable.any()              # stage A -> stage B
+        # A staged vector masked in the meantime is dropped (still pending: UNMASK sends it).
+        staged_ok = (staged & sendable).any()
+        free = ~self.msi.valid | self.msi.ready
+        issue = staged_valid & staged_ok & free                         # stage B -> stream
+        load = (~staged_valid | ~staged_ok | issue) & deliverable.any()  # stage A -> stage B
         grant_hot, grant = RoundRobin(na).elaborate(m, deliverable, load)
 
         m.d.comb += [read.addr.eq(staged_index), read.en.eq(issue), self.msi.p.eq(read.data)]
         with m.If(load):
             m.d.sync += [staged_valid.eq(1), staged.eq(grant_hot), staged_index.eq(grant)]
-        with m.Elif(issue):
+        with m.Elif(issue | ~staged_ok):
             m.d.sync += [staged_valid.eq(0), staged.eq(0)]
         with m.If(issue):
             m.d.sync += [self.msi.valid.eq(1), current.eq(staged)]
@@ -249,7 +253,8 @@ class MSIController(wiring.Component):
             pend_config = Signal(na)
             pend_used = Signal(na)
             m.d.comb += pending.eq(pend_config | pend_used)
-            fold = Cat(pend_used.any(), pend_config.any())
+            fold = Cat((pend_used | Mux(live, used_hot, 0)).any(),
+                       (pend_config | Mux(live, config_hot, 0)).any())
             with m.If(disabling):
                 m.d.sync += [pend_config.eq(0), pend_used.eq(0)]
             with m.Else():
@@ -261,14 +266,15 @@ class MSIController(wiring.Component):
             # The fixed map says the kind: vector 0 is the config event, the others queues.
             pending_reg = Signal(na)
             m.d.comb += pending.eq(pending_reg)
-            fold = Cat(pending_reg[1:].any(), pending_reg[0])
+            fold = Cat((pending_reg | hit)[1:].any(), (pending_reg | hit)[0])
             with m.If(disabling):
                 m.d.sync += pending_reg.eq(0)
             with m.Else():
                 m.d.sync += pending_reg.eq(pending_reg & ~done | hit)
         with m.If(disabling):
-            # decisions.md D6: fold every pending vector back into InterruptStatus. A staged
-            # vector is dropped (it is pending, so it is folded); the message on the stream stays.
+            # decisions.md D6: fold every pending vector back into InterruptStatus, and an event
+            # of this very cycle too. A staged vector is dropped (it is pending, so it is
+            # folded); the message on the stream stays.
             m.d.comb += self.fold.eq(fold)
             m.d.sync += [enabled.eq(0), staged_valid.eq(0), staged.eq(0)]
         with m.Elif(enabling):

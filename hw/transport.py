@@ -415,6 +415,8 @@ class VirtioMMIOTransport(wiring.Component):
         enabling = Const(0)
         if self._msi is not None:
             enabling = msi.command_valid & (msi.command == MsiCmdV2.ENABLE.value)
+        # An event in the cycle of ENABLE goes to MSI; one in the cycle of DISABLE is folded
+        # back by the controller with the pending ones.
         events = Mux(msi_enabled | enabling, 0, Cat(used_event, config_event))
         handed_over = Mux(enabling, 0b11, 0)
         int_next = Signal(2)

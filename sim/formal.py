@@ -182,28 +182,24 @@ class MSIHarness(Elaboratable):
     fair : bool
         The MSI sink is always ready (for the delivery bound); otherwise it stalls at will.
     same_cycle_disable : bool
-        Allow a device event in the cycle of a DISABLE command. decisions.md D6 says such an
-        event must not be lost; the gateware loses it (see tests/test_differential.py), so the
-        default run assumes it away.
+        Allow a device event in the cycle of a DISABLE command (decisions.md D6: it must not be
+        lost). Off, the run assumes it away (found a bug once: see tests/test_differential.py).
     strict_selector_reset : bool
         Allow commands before the first MsiVecSel write (decisions.md D7: MsiVecSel is 0 after
-        reset). The gateware treats it as "no vector" until written (see
-        tests/test_differential.py), so the default run assumes a write first.
+        reset). Off, the run assumes a write first.
     strict_mask : bool
         Require that no message is issued for a vector masked (or with MSI disabled) in the
-        cycle before. The gateware's second sender stage sends the vector it had already chosen
-        although it has been masked or MSI disabled since (GATEWARE BUG 3, see
-        tests/test_differential.py), so by default the fair harness checks mask and enable
-        against the state of the cycle the vector was chosen in (one cycle before it is issued)
-        and the stalling harness checks only "configured".
+        cycle before. Off, the fair harness checks mask and enable against the state of the cycle
+        the vector was chosen in (one cycle before it is issued) and the stalling harness checks
+        only "configured".
     mutant : None or "ignore_mask" or "extra_event" or "drop_unmask"
         ``"ignore_mask"``: MASK never reaches the block; ``"extra_event"``: the block sees config
         events the shadow does not; ``"drop_unmask"``: UNMASK never reaches the block.
     """
     BOUND = 6
 
-    def __init__(self, *, fair=False, same_cycle_disable=False, strict_selector_reset=False,
-                 strict_mask=False, mutant=None):
+    def __init__(self, *, fair=False, same_cycle_disable=True, strict_selector_reset=True,
+                 strict_mask=True, mutant=None):
         assert mutant in (None, "ignore_mask", "extra_event", "drop_unmask")
         self.fair = fair
         self.strict_selector_reset = strict_selector_reset

@@ -305,51 +305,7 @@ class Mismatch(AssertionError):
     pass
 
 
-class KnownDeviations(TransportModel):
-    """The reference model plus the gateware deviations found so far, each pinned by a failing
-    reproduction test below (GATEWARE BUG). The differential suite compares against this class so
-    that it keeps searching for new mismatches; delete an entry when its bug is fixed (its
-    reproduction then passes, and the suite would flag the stale entry as a mismatch)."""
-
-    def power_on(self):
-        super().power_on()
-        # GATEWARE BUG 1 (test_gateware_bug_msi_vec_sel_resets_to_vector_0): after reset the
-        # gateware treats MsiVecSel as "no valid selection" until it is written; decisions.md D7
-        # says the selectors are 0, so a command before any MsiVecSel write acts on vector 0.
-        self.vec_sel = None
-        # GATEWARE BUG 3 (test_gateware_bug_vector_masked_while_waiting_is_sent): the sender has
-        # a second stage; a vector chosen while the sink stalls is sent when the sink takes
-        # again, even if it was masked or MSI was disabled in the meantime.
-        self.msi_staged = None
-
-    def _deliverable(self):
-        return [v for v in super()._deliverable() if v != self.msi_staged]
-
-    def _settle(self):
-        while True:
-            if self.msi_slot is not None and not self.msi_held:
-                v, address, data = self.msi_slot
-                self.messages.append((address, data))
-                self.table[v].pend_config = self.table[v].pend_used = False
-                self.msi_slot = None
-            if self.msi_slot is None and self.msi_staged is not None:
-                v = self.msi_staged
-                self.msi_slot = (v, self.table[v].address, self.table[v].data)
-                self.msi_staged = None
-                continue
-            candidates = self._deliverable()
-            if self.msi_staged is None and candidates:
-                v = self._round_robin(candidates, self.msi_last)
-                self.msi_last = v
-                self.msi_staged = v
-                continue
-            break
-        held, self.msi_held = self.msi_held, True      # MSI done: the base class does the rest
-        super()._settle()
-        self.msi_held = held
-
-
-def check(name, ops, *, model_class=KnownDeviations):
+def check(name, ops, *, model_class=TransportModel):
     """Run ``ops`` on the gateware of configuration ``name`` and on a fresh model; raise
     :class:`Mismatch` with the sequence as driver calls at the first disagreement."""
     ops = list(ops) + closing_ops(name)
@@ -698,13 +654,13 @@ def test_bring_up_sequence_matches_model(name):
 
 # --- the check catches a broken model ------------------------------------------------------------------
 
-class OffByOneVectorMap(KnownDeviations):
+class OffByOneVectorMap(TransportModel):
     """Mutant: queue q's vector is q+2 instead of q+1 (decisions.md D4)."""
     def queue_vector(self, queue):
         return (queue + 2) % self.vectors if not self.sharing else super().queue_vector(queue)
 
 
-class AckIgnored(KnownDeviations):
+class AckIgnored(TransportModel):
     """Mutant: InterruptACK does nothing."""
     def _write_register(self, name, value):
         if name != "InterruptACK":
@@ -748,15 +704,15 @@ def test_random_search_finds_the_mutated_vector_map():
     print(found[-1])        # the shrunk sequence, as driver calls
 
 
-# --- GATEWARE BUGS found by this suite and by the formal harnesses --------------------------------
+# --- Regressions: bugs this suite and the formal harnesses found ----------------------------------
 #
-# Each test below is a minimal reproduction of a disagreement between the gateware and
-# decisions.md. They fail until hw/ is fixed (the core owner fixes hw/; this file only reports).
+# Each test below is the minimal reproduction of a disagreement between the gateware and
+# decisions.md that was found, reported and then fixed in hw/. They keep it fixed.
 
-def test_gateware_bug_msi_vec_sel_resets_to_vector_0():
-    """GATEWARE BUG 1. decisions.md D7: after reset "the selectors 0", so MsiVecSel selects
-    vector 0 until written. The gateware (hw/msi.py ``sel_ok`` resets to 0) ignores CONFIGURE
-    for vector 0 until MsiVecSel is written, so the config-change event below sends nothing."""
+def test_msi_vec_sel_resets_to_vector_0():
+    """Found by the differential suite. decisions.md D7: after reset "the selectors 0", so
+    MsiVecSel selects vector 0 until written. The gateware once ignored CONFIGURE of vector 0
+    until MsiVecSel was written (``sel_ok`` reset to 0), so this config change sent nothing."""
     model = TransportModel(**CONFIGS["v2"])
     ops = [w(model, "DriverFeaturesSel", 1),
            w(model, "DriverFeatures", (1 << Feature.MMIO_MSI | 1 << Feature.VERSION_1) >> 32),
@@ -766,12 +722,11 @@ def test_gateware_bug_msi_vec_sel_resets_to_vector_0():
     check("v2", ops, model_class=TransportModel)
 
 
-def test_gateware_bug_vector_masked_while_waiting_is_sent():
-    """GATEWARE BUG 3 (regression of 03ea790 "register the chosen MSI vector before the table
-    read"; also found by sim/formal.py MSIHarness(strict_mask=True)). decisions.md D5: an event
-    for a masked vector only pends; UNMASK sends it. With the sink stalled on vector 1's message,
-    the gateware has already chosen vector 2 for its second sender stage; MASK of vector 2 does
-    not stop it, and it is sent when the sink takes again."""
+def test_vector_masked_while_staged_is_not_sent():
+    """Found by the differential suite and sim/formal.py MSIHarness(strict_mask=True), a
+    regression of 03ea790 (the two-stage MSI sender). decisions.md D5: an event for a masked
+    vector only pends; UNMASK sends it. With the sink stalled on vector 1's message, vector 2 is
+    already chosen for the sender's second stage; MASK of vector 2 must still stop it."""
     model = TransportModel(**CONFIGS["v2"])
     ops = bring_up(model) + [("hold_msi",), ("used", 0), ("used", 1),
                              w(model, "MsiVecSel", 2), w(model, "MsiCmd", MsiCmdV2.MASK.value),
@@ -779,12 +734,11 @@ def test_gateware_bug_vector_masked_while_waiting_is_sent():
     check("v2", ops, model_class=TransportModel)
 
 
-def test_gateware_bug_event_in_the_cycle_of_disable_is_lost():
-    """GATEWARE BUG 2 (found by sim/formal.py MSIHarness(same_cycle_disable=True)).
-    decisions.md D6: DISABLE folds every pending event into InterruptStatus, "mode switches lose
-    nothing". A used-buffer event in the very cycle of the MsiCmd=DISABLE write is neither sent
-    as MSI nor folded: hw/transport.py masks ``events`` while ``msi_enabled`` and hw/msi.py clears
-    the pending bits on DISABLE without the event of that cycle."""
+def test_event_in_the_cycle_of_disable_is_folded():
+    """Found by sim/formal.py MSIHarness(same_cycle_disable=True). decisions.md D6: DISABLE folds
+    every pending event into InterruptStatus, "mode switches lose nothing". A used-buffer event
+    in the very cycle of the MsiCmd=DISABLE write was once neither sent as MSI nor folded; the
+    controller's fold now counts that cycle's events."""
     from hw.regmap import InterruptBit
     from sim.waves import simulate
 
@@ -825,5 +779,5 @@ def test_gateware_bug_event_in_the_cycle_of_disable_is_lost():
         status, _ = await wishbone_read(ctx, bus, regs["InterruptStatus"].word)
         got.update(messages=messages, status=status)
 
-    simulate(dut, testbench, name="gateware_bug_event_in_the_cycle_of_disable_is_lost")
+    simulate(dut, testbench, name="event_in_the_cycle_of_disable_is_folded")
     assert got["messages"] or got["status"] & InterruptBit.USED_BUFFER.value, got
