@@ -124,10 +124,11 @@ class ConfigPortSignature(wiring.Signature):
 class QueuesSignature(wiring.Signature):
     """Every virtqueue's configuration and used-buffer event, from the transport's side.
 
-    One vector (or array) per field, indexed by queue: ``queues.desc[q]``, ``queues.used[q]``.
-    (Amaranth 0.5 cannot flip an array of sub-interfaces, so device logic, which sees the flipped
-    signature, could not index one; vectors flip fine.) On the transport's own port,
-    ``queues[q]`` also gives queue ``q``'s fields as attributes.
+    One member per field, indexed by queue: ``queues.desc[q]``, ``queues.used[q]``. ``ready``
+    and ``used`` are bit vectors; ``size``, ``desc``, ``driver`` and ``device`` are arrays of
+    signals (Amaranth 0.5 cannot flip an array of sub-interfaces, so device logic, which sees the
+    flipped signature, could not index one; arrays of plain members flip fine). On the
+    transport's own port, ``queues[q]`` also gives queue ``q``'s fields as attributes.
 
     Parameters
     ----------
@@ -137,9 +138,9 @@ class QueuesSignature(wiring.Signature):
     -------
     ready : Out(num_queues)
         QueueReady of every queue.
-    size : Out(ArrayLayout(16, num_queues))
+    size : Out(16).array(num_queues)
         QueueNum.
-    desc, driver, device : Out(ArrayLayout(64, num_queues))
+    desc, driver, device : Out(64).array(num_queues)
         Descriptor, Driver and Device Area addresses.
     used : In(num_queues)
         Used-buffer events: the device put buffers in queue q's used ring.
@@ -150,10 +151,10 @@ class QueuesSignature(wiring.Signature):
         self._num_queues = num_queues
         super().__init__({
             "ready":  Out(num_queues),
-            "size":   Out(data.ArrayLayout(QUEUE_SIZE_WIDTH, num_queues)),
-            "desc":   Out(data.ArrayLayout(ADDRESS_WIDTH, num_queues)),
-            "driver": Out(data.ArrayLayout(ADDRESS_WIDTH, num_queues)),
-            "device": Out(data.ArrayLayout(ADDRESS_WIDTH, num_queues)),
+            "size":   Out(QUEUE_SIZE_WIDTH).array(num_queues),
+            "desc":   Out(ADDRESS_WIDTH).array(num_queues),
+            "driver": Out(ADDRESS_WIDTH).array(num_queues),
+            "device": Out(ADDRESS_WIDTH).array(num_queues),
             "used":   In(num_queues),
         })
 

@@ -373,8 +373,7 @@ class VirtioMMIOTransport(wiring.Component):
         shm_count    = len(self._shm_regions)
         shm_sel      = register(range(shm_count + 1))  # `shm_count`: no such region
         queues       = dev.queues
-        state += [queues.ready, queues.size.as_value(), queues.desc.as_value(),
-                  queues.driver.as_value(), queues.device.as_value()]
+        state += [queues.ready, *queues.size, *queues.desc, *queues.driver, *queues.device]
 
         accepted    = Cat(drv_features)
         ready       = queues.ready
