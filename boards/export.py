@@ -36,14 +36,14 @@ import re
 import sys
 from pathlib import Path
 
-from amaranth.hdl import Module, Value
+from amaranth.hdl import Value
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, flipped
 
-from hw import VirtioMMIOTransport, axi4lite
+from hw import VirtioMMIOTransport
+from hw.axi4lite import AXI4LiteTransport
 
 
-__all__ = ["DEFAULTS", "BUSES", "AXI4LiteTransport", "build", "ports", "export", "verilog_doc",
+__all__ = ["DEFAULTS", "BUSES", "build", "ports", "export", "verilog_doc",
            "main"]
 
 #: Host bus choices of the export.
@@ -62,48 +62,6 @@ _GROUPS = {
     "msi": "MSI write stream (address 64, data 32)",
     "axi": "AXI4-Lite target (host bus), byte address",
 }
-
-
-class AXI4LiteTransport(wiring.Component):
-    """A transport whose host bus is an AXI4-Lite target: the board-level wiring of
-    :class:`hw.axi4lite.AXI4LiteToWishbone` in front of :class:`hw.VirtioMMIOTransport`.
-
-    Parameters
-    ----------
-    transport : VirtioMMIOTransport
-
-    Members
-    -------
-    axi : In(axi4lite.Signature(addr_width=len(transport.bus.adr) + 2))
-        Replaces ``bus``; see the bridge for responses and latency (2 cycles more than Wishbone).
-    irq, device, msi
-        The transport's own ports, unchanged.
-    """
-    def __init__(self, transport):
-        if not isinstance(transport, VirtioMMIOTransport):
-            raise TypeError(f"transport must be a VirtioMMIOTransport, not {transport!r}")
-        self._transport = transport
-        self._bridge = axi4lite.AXI4LiteToWishbone(addr_width=len(transport.bus.adr) + 2)
-        members = {"axi": In(axi4lite.Signature(addr_width=self._bridge.addr_width))}
-        members.update((name, member) for name, member in transport.signature.members.items()
-                       if name != "bus")
-        super().__init__(members)
-
-    @property
-    def transport(self):
-        return self._transport
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.transport = transport = self._transport
-        m.submodules.bridge = bridge = self._bridge
-        wiring.connect(m, flipped(self.axi), bridge.axi)
-        wiring.connect(m, bridge.wb, transport.bus)
-        m.d.comb += self.irq.eq(transport.irq)
-        wiring.connect(m, flipped(self.device), transport.device)
-        if "msi" in self.signature.members:
-            wiring.connect(m, flipped(self.msi), transport.msi)
-        return m
 
 
 def build(*, bus="wishbone", **params):

@@ -16,7 +16,7 @@ from amaranth.utils import ceil_log2
 
 from hw import VirtioMMIOTransport
 
-from .bridge import ADDR_WIDTH, UARTBridge
+from .bridge import UARTBridge
 from .echo import ECHO_CONFIG_SIZE, EchoDevice
 from .recorder import MSIRecorder
 from .uart import UARTReceiver, UARTTransmitter

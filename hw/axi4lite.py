@@ -11,13 +11,14 @@ from the initiator's side like :class:`hw.wishbone.Signature`; addresses are *by
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import enum, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, flipped
 
 from . import wishbone
 from .msi import MSIMessage
+from .transport import VirtioMMIOTransport
 
 
-__all__ = ["Response", "Signature", "AXI4LiteToWishbone", "AXI4LiteMSIMaster"]
+__all__ = ["Response", "Signature", "AXI4LiteToWishbone", "AXI4LiteMSIMaster", "AXI4LiteTransport"]
 
 
 class Response(enum.Enum, shape=2):
@@ -301,4 +302,46 @@ class AXI4LiteMSIMaster(wiring.Component):
                 with m.If(axi.bvalid):
                     m.d.comb += self.error.eq(axi.bresp != Response.OKAY)
                     m.next = "IDLE"
+        return m
+
+
+class AXI4LiteTransport(wiring.Component):
+    """The transport with an AXI4-Lite host bus: the wiring of
+    :class:`AXI4LiteToWishbone` in front of :class:`hw.VirtioMMIOTransport`.
+
+    Parameters
+    ----------
+    transport : VirtioMMIOTransport
+
+    Members
+    -------
+    axi : In(Signature(addr_width=len(transport.bus.adr) + 2))
+        Replaces ``bus``; see the bridge for responses and latency (2 cycles more than Wishbone).
+    irq, device, msi
+        The transport's own ports, unchanged.
+    """
+    def __init__(self, transport):
+        if not isinstance(transport, VirtioMMIOTransport):
+            raise TypeError(f"transport must be a VirtioMMIOTransport, not {transport!r}")
+        self._transport = transport
+        self._bridge = AXI4LiteToWishbone(addr_width=len(transport.bus.adr) + 2)
+        members = {"axi": In(Signature(addr_width=self._bridge.addr_width))}
+        members.update((name, member) for name, member in transport.signature.members.items()
+                       if name != "bus")
+        super().__init__(members)
+
+    @property
+    def transport(self):
+        return self._transport
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.transport = transport = self._transport
+        m.submodules.bridge = bridge = self._bridge
+        wiring.connect(m, flipped(self.axi), bridge.axi)
+        wiring.connect(m, bridge.wb, transport.bus)
+        m.d.comb += self.irq.eq(transport.irq)
+        wiring.connect(m, flipped(self.device), transport.device)
+        if "msi" in self.signature.members:
+            wiring.connect(m, flipped(self.msi), transport.msi)
         return m

@@ -1,6 +1,6 @@
 """Small combinational building blocks shared by the gateware."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.utils import ceil_log2
 
 

@@ -15,7 +15,7 @@ from .logic import less_than
 from .msi import MSIController, MSIMessage
 from .notify import NotificationQueue
 from .regmap import (CONFIG_OFFSET, MAGIC, VERSION, WINDOW_SIZE, PERSONALITIES, Feature,
-                     InterruptBit, MsiCmdV2, MsiOpV1, MsiStateBit, NO_VECTOR, RegisterMap, Status)
+                     MsiCmdV2, MsiOpV1, MsiStateBit, RegisterMap, Status)
 
 
 __all__ = ["VirtioMMIOTransport"]

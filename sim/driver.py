@@ -11,8 +11,8 @@ size)`` (see :class:`sim.bus.SimMMIO`); it addresses registers by name through
 
 from dataclasses import dataclass, field
 
-from hw.regmap import (CONFIG_OFFSET, MAGIC, NO_VECTOR, Feature, InterruptBit, MsiCmdV2,
-                       MsiOpV1, MsiStateBit, RegisterMap, Status)
+from hw.regmap import (CONFIG_OFFSET, MAGIC, Feature, InterruptBit, MsiCmdV2, MsiOpV1,
+                       MsiStateBit, RegisterMap, Status)
 
 
 __all__ = ["DriverError", "NoDevice", "FeaturesRefused", "VirtQueue", "VirtioMMIODriver",

@@ -22,9 +22,9 @@ Usage::
     model.take_notifications()   # (queue, next_off, next_wrap) delivered since the last call
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from hw.regmap import (CONFIG_OFFSET, MAGIC, NO_VECTOR, VERSION, WINDOW_SIZE, Feature,
+from hw.regmap import (CONFIG_OFFSET, MAGIC, NO_VECTOR, VERSION, Feature,
                        MsiCmdV2, MsiOpV1, MsiStateBit, RegisterMap, Status)
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from amaranth.sim import Simulator
 
-from .bus import CycleCounter
 
 
 __all__ = ["BUILD", "CLOCK_PERIOD", "members", "transport_traces", "simulate", "waves_requested",
@@ -240,7 +239,6 @@ def simulate(dut, testbench, *, processes=(), background=(), name=None, traces=(
     return vcd, gtkw
 
 
-__all__.append("CycleCounter")
 
 
 #: Screen of the virtual X server the screenshots are taken on.

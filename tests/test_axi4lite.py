@@ -10,7 +10,7 @@ from amaranth.lib import wiring
 from hw.axi4lite import AXI4LiteMSIMaster, AXI4LiteToWishbone, Response, Signature
 from hw.regmap import CONFIG_OFFSET, MAGIC, Feature, Status
 from sim.axi4lite import AXIMMIO, AXIWriteSink, axi_read, axi_write
-from sim.bus import BusError, CycleCounter
+from sim.bus import CycleCounter
 from sim.device import DeviceModel
 from sim.driver import VirtioMMIODriver
 from sim.waves import Traces, members, simulate, transport_filter, transport_traces

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hw import VirtioMMIOTransport
 from hw.regmap import CONFIG_OFFSET, NO_VECTOR, Feature, MsiCmdV2, MsiOpV1, Status
-from sim.bus import BusError, wishbone_read, wishbone_write
+from sim.bus import wishbone_read, wishbone_write
 from sim.device import DeviceModel
 from sim.intc import InterruptControllerModel
 from sim.model import TransportModel

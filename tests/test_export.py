@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from boards.export import DEFAULTS, AXI4LiteTransport, build, export, main, ports
+from boards.export import DEFAULTS, build, export, main, ports
+from hw.axi4lite import AXI4LiteTransport
 from hw.axi4lite import Response
 from hw.regmap import MAGIC, VERSION, Status
 

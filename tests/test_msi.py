@@ -5,7 +5,7 @@ import random
 import pytest
 from amaranth.hdl import ClockDomain, Module
 
-from hw.msi import MSIController, MSIWishboneMaster
+from hw.msi import MSIWishboneMaster
 from hw.regmap import NO_VECTOR, Feature, InterruptBit, MsiCmdV2, MsiOpV1, MsiStateBit
 from sim.bus import wishbone_write
 from sim.driver import VirtioMMIODriver

@@ -5,7 +5,6 @@ import random
 import pytest
 from amaranth.hdl import ClockDomain, Module
 
-from hw import VirtioMMIOTransport
 from hw.regmap import (CONFIG_OFFSET, MAGIC, VERSION, Feature, InterruptBit, Status)
 from sim.bus import wishbone_read, wishbone_write, lanes
 from sim.waves import simulate
@@ -258,7 +257,6 @@ def test_domain_reset_returns_to_power_on_state():
 
     async def testbench(ctx):
         from sim.bus import SimMMIO
-        from sim.device import DeviceModel
         io = SimMMIO(ctx, dut.bus)
         await io.write(off(dut, "Status"), 0b11)
         await io.write(off(dut, "QueueReady"), 1)
