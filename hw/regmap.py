@@ -283,7 +283,7 @@ _V2 = (
 )
 
 _V1 = (
-    Register("MsiStatus", 0x0c0, R, "16-bit: queue count (10:0) and MSI enabled (15)", 0, width=16,
+    Register("MsiStatus", 0x0c0, R, "16-bit: queue count (10:0) and MSI enabled (15)", width=16,
              linux="MSI_STATUS", fields=(
                  Field("max_queue_num", 0, 11, "Number of queues"),
                  Field("msi_enabled", 15, 1, "MSI enabled"),
