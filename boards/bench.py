@@ -32,7 +32,7 @@ from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module, Signal, Value
 from amaranth.lib.wiring import Out
 
 from .build import BUILD_ROOT, tool_env
-from .soc import make_transport
+from hw import VirtioMMIOTransport
 
 
 __all__ = ["REFERENCE", "DEVICES", "TARGETS", "Registered", "count_cells", "summarize_path",
@@ -206,7 +206,7 @@ def summarize_path(report, limit=8):
     return lines
 
 
-def markdown(results, command, note):
+def markdown(results, command):
     head = ("| device | LUT4 | FF (core + wrapper) | block RAM | carry | LUT RAM / mux | "
             "Fmax min / median / max (MHz) | target |")
     rows = [head, "|" + "---|" * 8]
@@ -222,8 +222,6 @@ def markdown(results, command, note):
             "Every core input and output is registered (wrapper flip-flops counted apart); "
             "Yosys for the cells, nextpnr for Fmax over placer seeds "
             f"{results[0]['seeds']}. Tools: {results[0]['tools']}.", ""]
-    if note:
-        text += [f"**Note:** {note}", ""]
     text += rows + ["", f"Command: `{command}`", ""]
     missed = [r for r in results if r["missed"]]
     for r in missed:
@@ -277,13 +275,8 @@ def _advice(result):
 
 
 def run_bench(*, seeds=(1, 2, 3), jobs=1, devices=tuple(DEVICES), echo=print):
-    transport, note = make_transport(REFERENCE)
-    config = {k: v for k, v in REFERENCE.items()}
-    if note:
-        echo(f"NOTE: {note}")
-        config.update(msi=None)
-        for k in ("msi_vectors", "msi_sharing"):
-            config.pop(k)
+    transport = VirtioMMIOTransport(**REFERENCE)
+    config = dict(REFERENCE)
     workdir = BENCH_ROOT
     workdir.mkdir(parents=True, exist_ok=True)
     top = Registered(transport)
@@ -349,7 +342,7 @@ def run_bench(*, seeds=(1, 2, 3), jobs=1, devices=tuple(DEVICES), echo=print):
         if missed:
             result["advice"] = _advice(result)
         results.append(result)
-    return results, note
+    return results
 
 
 def main(argv=None):
@@ -369,16 +362,15 @@ def main(argv=None):
     if len(devices) != len(DEVICES):
         command += " --devices " + " ".join(args.devices)
     print(f"benchmark of the reference configuration: {_config_text(REFERENCE)}")
-    results, note = run_bench(seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs,
-                              devices=devices)
-    text = markdown(results, command, note)
+    results = run_bench(seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs, devices=devices)
+    text = markdown(results, command)
     print()
     print(text)
     if not args.no_write:
         DOCS.mkdir(exist_ok=True)
         (DOCS / "benchmark.md").write_text(text)
         (DOCS / "benchmark.json").write_text(json.dumps(
-            {"command": command, "note": note, "targets": TARGETS, "results": results},
+            {"command": command, "targets": TARGETS, "results": results},
             indent=2) + "\n")
         print(f"wrote {DOCS / 'benchmark.md'} and {DOCS / 'benchmark.json'}")
     return 0

@@ -78,7 +78,6 @@ class BuildResult:
     fmax_mhz: float
     seconds: float
     utilization: dict = field(default_factory=dict)
-    note: str = None
 
     @property
     def meets_clock(self):
@@ -99,8 +98,6 @@ def build_board(board, *, build_dir=None, baud=DEFAULT_BAUD, seed=1, echo=print)
     echo(f"[{board}] elaborating the top (transport, UART bridge at {baud} baud, echo device, "
          f"MSI recorder)")
     top = BoardTop(board, baud=baud)
-    if top.soc.note:
-        echo(f"[{board}] note: {top.soc.note}")
     echo(f"[{board}] synthesis, place and route, packing with YoWASP in {build_dir} "
          f"(the first YoWASP run compiles WebAssembly: 40 to 100 s)")
     start = time.monotonic()
@@ -113,8 +110,7 @@ def build_board(board, *, build_dir=None, baud=DEFAULT_BAUD, seed=1, echo=print)
     (clock,) = [name for name in report["fmax"] if "cd_sync" in name]
     bitstream = build_dir / ("top.bin" if board == "icebreaker" else "top.bit")
     result = BuildResult(board, bitstream, top.clk_frequency / 1e6,
-                         report["fmax"][clock]["achieved"], seconds, report["utilization"],
-                         top.soc.note)
+                         report["fmax"][clock]["achieved"], seconds, report["utilization"])
     echo(f"[{board}] {result.summary()}")
     return result
 

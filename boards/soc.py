@@ -22,7 +22,7 @@ from .recorder import MSIRecorder
 from .uart import UARTReceiver, UARTTransmitter
 
 
-__all__ = ["RECORDER_BASE", "BOARD_TRANSPORT", "make_transport", "BridgeSoC"]
+__all__ = ["RECORDER_BASE", "BOARD_TRANSPORT", "BridgeSoC"]
 
 #: Byte offset of the MSI recorder on the bridge's bus, above any transport window.
 RECORDER_BASE = 0x8000
@@ -37,26 +37,6 @@ BOARD_TRANSPORT = dict(
     msi="v2", msi_vectors=4, msi_sharing=False,
     notify_base=0x1000, notify_multiplier=4,
 )
-
-_MSI_PARAMS = ("msi", "msi_vectors", "msi_sharing")
-
-
-def make_transport(params=BOARD_TRANSPORT):
-    """Build a :class:`~hw.VirtioMMIOTransport` from ``params``.
-
-    While the transport refuses MSI (``NotImplementedError``, or a constructor without the
-    ``msi_*`` parameters) the MSI parameters are dropped. Returns ``(transport, note)`` where
-    ``note`` says what was dropped, or is ``None``.
-    """
-    try:
-        return VirtioMMIOTransport(**params), None
-    except (NotImplementedError, TypeError) as error:
-        if params.get("msi") is None:
-            raise
-        fallback = {k: v for k, v in params.items() if k not in _MSI_PARAMS}
-        note = (f"msi={params['msi']!r} is not available ({error}); built with msi=None, "
-                f"without the MSI table")
-        return VirtioMMIOTransport(**fallback), note
 
 
 class BridgeSoC(wiring.Component):
@@ -93,7 +73,7 @@ class BridgeSoC(wiring.Component):
         if transport.get("config_size") != ECHO_CONFIG_SIZE:
             raise ValueError(f"transport config_size must be {ECHO_CONFIG_SIZE} (the echo "
                              f"device's), not {transport.get('config_size')!r}")
-        self.transport, self.note = make_transport(transport)
+        self.transport = VirtioMMIOTransport(**transport)
         if self.transport.bus.signature.addr_width > ceil_log2(RECORDER_BASE) - 2:
             raise ValueError("the transport window overlaps the recorder at "
                              f"{RECORDER_BASE:#x}")

@@ -61,6 +61,6 @@ def test_critical_path_summary_and_markdown():
               "seeds": [1], "tools": "t", "cells": cells, "fmax_min": 90.0,
               "fmax_median": 90.0, "fmax_max": 90.0, "target": "x **missed**",
               "missed": ["700 LUT4 > 600"], "critical_path": lines, "advice": "do less"}
-    text = markdown([result], "./run python -m boards.bench", None)
+    text = markdown([result], "./run python -m boards.bench")
     assert "| iCE40 HX8K | 700 | 10 (4 + 6) | 1 | 2 | 0 / 0 | 90.0 / 90.0 / 90.0 |" in text
     assert "## iCE40 HX8K: target missed" in text and "core.bus__adr[3]" in text
