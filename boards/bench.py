@@ -257,8 +257,12 @@ def _tools():
 def _advice(result):
     """What would fix a missed target, from where the critical path is."""
     path = " ".join(result["critical_path"])
+    # The first net names where the path starts: host-bus write data (the wrapper's register
+    # that also feeds config w_data), or a state register of the core.
+    first = next((line for line in result["critical_path"] if "net " in line), "")
+    from_bus = any(name in first for name in ("dat_w", "w_data", "bus__adr"))
     hints = []
-    if "msi" in path:
+    if "msi" in path and not from_bus:
         hints.append("The path runs through the MSI sender's first stage (pending, configured "
                      "and mask bits -> deliverable vectors -> round-robin -> the load enable of "
                      "the staged-vector registers, a wide enable net). Keeping `configured & "
@@ -266,8 +270,7 @@ def _advice(result):
                      "loading the stage whenever it is free instead of only when a vector is "
                      "deliverable, takes the reductions out of the enable; a third stage (MSI "
                      "latency 4 cycles) would cut it further.")
-    if "msi" not in path and ("dat_w" in path or "w_data" in path or "dat_r" in path or
-                              "bus__adr" in path):
+    if from_bus:
         hints.append("The path runs from the host bus write data or address through a 28-32 "
                      "bit value check (a selector range, Status == 0, a command decode) into "
                      "register enables. Registering those value flags in the request cycle and "
