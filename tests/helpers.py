@@ -3,7 +3,7 @@
 import inspect
 
 from hw import VirtioMMIOTransport
-from hw.regmap import CONFIG_OFFSET
+from hw.regmap import CONFIG_OFFSET, Feature, Status
 from sim.bus import SimMMIO, CycleCounter
 from sim.device import DeviceModel
 from sim.intc import InterruptControllerModel
@@ -96,3 +96,46 @@ async def make_ready(io, dut, queues):
 async def settle(ctx, cycles=4):
     for _ in range(cycles):
         await ctx.tick()
+
+
+#: Device features of the Linux-sequence tests: MAC (5), RING_EVENT_IDX, and bit 30, which the
+#: Linux driver does not know and must not accept.
+LINUX_TEST_FEATURES = 1 << 5 | 1 << Feature.RING_EVENT_IDX | 1 << 30
+
+
+async def check_linux_sequence(ctx, drv, dut, device, *, config, shm_regions=(),
+                               queue_size=128):
+    """The whole Linux driver sequence against ``dut`` through the accessor behind ``drv``:
+    bring-up, config reads, SHM queries, a doorbell and an interrupt per queue, removal."""
+    n = dut.num_queues
+    features = await drv.bring_up(queues=range(n), queue_size=queue_size)
+    # Linux keeps device bits it knows and the ring bits, drops what it does not know (30).
+    assert features & ~(1 << Feature.MMIO_NOTIFICATION) == \
+        1 << 5 | 1 << Feature.RING_EVENT_IDX | 1 << Feature.VERSION_1
+    assert ctx.get(dut.device.features) == features
+    assert await drv.get_status() == (Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK |
+                                      Status.DRIVER_OK).value
+    for q in range(n):
+        port, vq = dut.device.queues[q], drv.state.queues[q]
+        assert (ctx.get(port.ready), ctx.get(port.size), ctx.get(port.desc),
+                ctx.get(port.driver), ctx.get(port.device)) == \
+            (1, queue_size, vq.desc, vq.driver, vq.device)
+    if config:
+        fields = [(0, 4), (4, 2), (6, 1), (8, 8), (len(config) - 4, 4)]
+        values = await drv.read_config_fields(fields)
+        assert values == [int.from_bytes(config[o:o + s], "little") for o, s in fields]
+    for rid, region in enumerate(shm_regions):
+        assert await drv.get_shm_region(rid) == region
+    assert await drv.get_shm_region(len(shm_regions)) is None
+    # Every queue: notify, the device answers, the driver handles the interrupt.
+    for q in range(n):
+        await drv.notify(q)
+        for _ in range(8):
+            await ctx.tick()
+        assert ctx.get(dut.irq)
+        assert await drv.interrupt() == 1
+        assert not ctx.get(dut.irq)
+    assert [note.queue for note in device.notifications] == list(range(n))
+    assert all(vq.interrupts == n for vq in drv.state.queues.values())
+    await drv.remove()
+    assert [ctx.get(dut.device.queues[q].ready) for q in range(n)] == [0] * n

@@ -8,14 +8,15 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import wiring
 
 from hw.axi4lite import AXI4LiteMSIMaster, AXI4LiteToWishbone, Response, Signature
-from hw.regmap import CONFIG_OFFSET, MAGIC, Feature, Status
+from hw.regmap import CONFIG_OFFSET, MAGIC, Status
 from sim.axi4lite import AXIMMIO, AXIWriteSink, axi_read, axi_write
 from sim.bus import CycleCounter
 from sim.device import DeviceModel
 from sim.driver import VirtioMMIODriver
 from sim.waves import Traces, members, simulate, transport_filter, transport_traces
 
-from helpers import caller_test_name, make, undefined_offsets
+from helpers import (caller_test_name, make, undefined_offsets, check_linux_sequence,
+                     LINUX_TEST_FEATURES)
 
 
 class AXITop(Elaboratable):
@@ -121,43 +122,16 @@ CONFIGS = [
 @pytest.mark.parametrize("params", CONFIGS)
 def test_linux_sequence_over_axi4_lite(params):
     # the driver sequence of tests/test_driver.py, through the AXI4-Lite bridge
-    num_queues = params["num_queues"]
-    top = AXITop(device_features=1 << 5 | 1 << Feature.RING_EVENT_IDX | 1 << 30,
-                 queue_size_max=256, **params)
+    top = AXITop(device_features=LINUX_TEST_FEATURES, queue_size_max=256, **params)
     dut = top.transport
     config = bytes((7 * i + 3) & 0xff for i in range(params["config_size"]))
     notification = "notify_base" in params
 
     async def body(ctx, io, device, requests):
         drv = VirtioMMIODriver(io, notification=notification)
-        features = await drv.bring_up(queues=range(num_queues), queue_size=128)
-        assert features & ~(1 << Feature.MMIO_NOTIFICATION) == \
-            1 << 5 | 1 << Feature.RING_EVENT_IDX | 1 << Feature.VERSION_1
-        assert ctx.get(dut.device.features) == features
-        assert await drv.get_status() == (Status.ACKNOWLEDGE | Status.DRIVER |
-                                          Status.FEATURES_OK | Status.DRIVER_OK).value
-        for q in range(num_queues):
-            vq = drv.state.queues[q]
-            port = dut.device.queues[q]
-            assert (ctx.get(port.ready), ctx.get(port.size), ctx.get(port.desc),
-                    ctx.get(port.driver), ctx.get(port.device)) == \
-                (1, 128, vq.desc, vq.driver, vq.device)
-        if config:
-            fields = [(0, 4), (4, 2), (6, 1), (8, 8), (12, 4)]
-            values = await drv.read_config_fields(fields)
-            assert values == [int.from_bytes(config[o:o + s], "little") for o, s in fields]
-        assert await drv.get_shm_region(0) is None
-        for q in range(num_queues):
-            await drv.notify(q)
-            for _ in range(8):
-                await ctx.tick()
-            assert ctx.get(dut.irq)
-            assert await drv.interrupt() == 1
-            assert not ctx.get(dut.irq)
-        assert [n.queue for n in device.notifications] == list(range(num_queues))
+        await check_linux_sequence(ctx, drv, dut, device, config=config)
         if notification:
             assert drv.notify_offset(1) == dut.doorbell(1) != dut.regs["QueueNotify"].offset
-        await drv.remove()
         assert set(io.responses) == {Response.OKAY}
     run_axi(top, body, config=config, echo_used=2)
 

@@ -2,11 +2,11 @@
 
 import pytest
 
-from hw.regmap import CONFIG_OFFSET, Feature, Status
+from hw.regmap import CONFIG_OFFSET, Feature
 from sim.driver import (DriverError, FeaturesRefused, NoDevice, VirtioMMIODriver,
                         LINUX_TRANSPORT_FEATURES)
 
-from helpers import make, run
+from helpers import make, run, check_linux_sequence, LINUX_TEST_FEATURES
 
 
 CONFIGS = [
@@ -18,46 +18,12 @@ CONFIGS = [
 
 @pytest.mark.parametrize("params", CONFIGS)
 def test_linux_sequence(params):
-    num_queues = params["num_queues"]
-    dut = make(device_features=1 << 5 | 1 << Feature.RING_EVENT_IDX | 1 << 30,
-               queue_size_max=256, **params)
+    dut = make(device_features=LINUX_TEST_FEATURES, queue_size_max=256, **params)
     config = bytes((7 * i + 3) & 0xff for i in range(params["config_size"]))
 
     async def body(ctx, io, device):
-        drv = VirtioMMIODriver(io)
-        features = await drv.bring_up(queues=range(num_queues), queue_size=128)
-        # Linux keeps device bits it knows and the ring bits, drops what it does not know (30).
-        assert features == 1 << 5 | 1 << Feature.RING_EVENT_IDX | 1 << Feature.VERSION_1
-        assert ctx.get(dut.device.features) == features
-        status = await drv.get_status()
-        assert status == (Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK |
-                          Status.DRIVER_OK).value
-        for q in range(num_queues):
-            port = dut.device.queues[q]
-            vq = drv.state.queues[q]
-            assert (ctx.get(port.ready), ctx.get(port.size), ctx.get(port.desc),
-                    ctx.get(port.driver), ctx.get(port.device)) == \
-                (1, 128, vq.desc, vq.driver, vq.device)
-        if config:
-            fields = [(0, 4), (4, 2), (6, 1), (8, 8), (60, 4)]
-            values = await drv.read_config_fields(fields)
-            assert values == [int.from_bytes(config[o:o + s], "little") for o, s in fields]
-        for rid, region in enumerate(params["shm_regions"]):
-            assert await drv.get_shm_region(rid) == region
-        assert await drv.get_shm_region(len(params["shm_regions"])) is None
-        # Every queue: notify, the device answers, the driver handles the interrupt.
-        for q in range(num_queues):
-            await drv.notify(q)
-            for _ in range(8):
-                await ctx.tick()
-            assert ctx.get(dut.irq)
-            assert await drv.interrupt() == 1
-            assert not ctx.get(dut.irq)
-        assert [n.queue for n in device.notifications] == list(range(num_queues))
-        assert all(vq.interrupts == num_queues for vq in drv.state.queues.values())
-        await drv.remove()
-        assert [ctx.get(dut.device.queues[q].ready) for q in range(num_queues)] == \
-            [0] * num_queues
+        await check_linux_sequence(ctx, VirtioMMIODriver(io), dut, device, config=config,
+                                   shm_regions=params["shm_regions"])
     run(dut, body, config=config, echo_used=2)
 
 
