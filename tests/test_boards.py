@@ -64,3 +64,13 @@ def test_critical_path_summary_and_markdown():
     text = markdown([result], "./run python -m boards.bench")
     assert "| iCE40 HX8K | 700 | 10 (4 + 6) | 1 | 2 | 0 / 0 | 90.0 / 90.0 / 90.0 |" in text
     assert "## iCE40 HX8K: target missed" in text and "core.bus__adr[3]" in text
+
+
+def test_msi_table_in_memory_costs_fewer_luts_than_flip_flops():
+    # the measurement behind the hw.msi docstring: both builds differ, and the memory wins
+    from boards.build import use_yowasp
+    from boards.msi_area import measure
+    use_yowasp()
+    memory, flops = measure(16, "ice40", "memory"), measure(16, "ice40", "flip-flops")
+    assert memory["bram"] > 0 and flops["bram"] == 0
+    assert memory["lut4"] < flops["lut4"] and memory["ff"] < flops["ff"]
