@@ -410,6 +410,23 @@ def test_reset_in_the_middle_of_traffic_offers_nothing_afterwards():
     run(dut, body)
 
 
+def test_reset_clears_the_staging_registers():
+    dut = make(msi="v2", num_queues=1)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)                   # staging holds vector 1's address and data
+        await io.write(off(dut, "Status"), 0)
+        await negotiate_msi(io, dut)
+        await io.write(off(dut, "MsiVecSel"), 1)
+        await command(io, dut, MsiCmdV2.CONFIGURE)          # no staging writes since reset
+        await command(io, dut, MsiCmdV2.ENABLE)
+        await make_ready(io, dut, [0])
+        device.raise_used(0)
+        await settle(ctx)
+        assert intc.take() == [(0, 0)]                      # decisions.md D7: staging is 0
+    run(dut, body)
+
+
 def test_reset_returns_sharing_maps_to_no_vector():
     dut = make(msi="v2", num_queues=2, msi_sharing=True, msi_vectors=2)
 
@@ -525,8 +542,10 @@ def test_v1_sixteen_bit_registers_take_their_own_lanes():
         # a 32-bit write of the whole word counts as MsiCmd only
         await io.write(status.offset, (enable | 0) << cmd.shift | enabled, 4)
         assert not await io.read(status.offset, 2) & enabled
-        # unknown op and an UPDATE of a vector out of range do nothing
+        # unknown op, ENABLE with an argument other than 0/1, and an UPDATE of a vector out
+        # of range do nothing
         await io.write(cmd.offset, 0xf << 12 | 1, 2)
+        await io.write(cmd.offset, enable | 2, 2)
         await io.write(cmd.offset, update | 0xfff, 2)
         assert not await io.read(status.offset, 2) & enabled
     run(dut, body)
