@@ -5,13 +5,15 @@ variable ``VIRTIO_WAVES`` is set (``VIRTIO_WAVES=1 ./run test``). They go to ``b
 git) as ``NAME.vcd`` plus ``NAME.gtkw``, a GTKWave save file with the signals grouped by interface
 and zoomed to fit the whole run.
 
-Registers show by name: :func:`transport_traces` returns its groups together with a GTKWave
-translate filter for the host bus address (:func:`address_filter`, made from the register map), and
-:func:`simulate` writes the filter next to the save file and attaches it to that trace
-(:func:`apply_filters`). In GTKWave, a trace line preceded by ``^1 <file>`` with the translate
-flag in its ``@`` flags shows the filter's names instead of values; a filter line is
-``<value> <name>`` with the value spelled exactly as GTKWave displays it (hex digits zero-padded
-to the width of the signal), so :func:`address_filter` writes every padding up to the bus width.
+Registers and commands show by name: :func:`transport_traces` returns its groups together with
+GTKWave translate filters, made from the register map, for the host bus address
+(:func:`address_filter`) and, with MSI, for the MSI controller's command (:func:`command_filter`);
+:func:`simulate` writes each filter next to the save file and attaches it to its trace
+(:func:`apply_filters`, by the trace's full hierarchical name). In GTKWave, a trace line preceded
+by ``^1 <file>`` with the translate flag in its ``@`` flags shows the filter's names instead of
+values; a filter line is ``<value> <name>`` with the value spelled exactly as GTKWave displays it
+(hex digits zero-padded to the width of the signal), so the filters write every padding up to the
+width they are made for.
 """
 
 import math
@@ -25,7 +27,7 @@ from amaranth.sim import Simulator
 
 __all__ = ["BUILD", "CLOCK_PERIOD", "members", "transport_traces", "simulate", "waves_requested",
            "zoom_to_fit", "zoom_level", "Traces", "address_filter", "transport_filter",
-           "apply_filters",
+           "command_filter", "apply_filters", "trace_names",
            "screenshot", "SCREEN", "TR_HEX", "TR_RJUSTIFY", "TR_FTRANSLATED"]
 
 #: Ignored build folder at the top of the checkout.
@@ -97,15 +99,41 @@ def address_filter(regs, addr_width, *, shift=2, config_size=0, doorbells=()):
         names[offset >> shift] = f"Config+{offset - CONFIG_OFFSET:#04x}"
     for value in {r.offset >> shift for r in regs}:
         names[value] = "/".join(r.name for r in regs if r.offset >> shift == value)
-    digits = max(1, (addr_width + 3) // 4)
-    lines = [f"# GTKWave translate filter: {regs.msi or 'standard'} register map, "
-             f"{'word' if shift else 'byte'} addresses (generated from hw/regmap.py)"]
+    return _filter_text(f"{regs.msi or 'standard'} register map, "
+                        f"{'word' if shift else 'byte'} addresses", names, addr_width)
+
+
+def _filter_text(title, names, width):
+    """A filter file: ``names`` (``{value: name}``) as GTKWave spells values of a ``width``-bit
+    signal in hex, zero-padded to the signal's width, so every padding up to ``width``."""
+    digits = max(1, (width + 3) // 4)
+    lines = [f"# GTKWave translate filter: {title} (generated from hw/regmap.py)"]
     for value in sorted(names):
-        if value >> addr_width:
+        if value >> width:
             continue
         for pad in range(len(f"{value:X}"), digits + 1):
             lines.append(f"{value:0{pad}X} {names[value]}")
     return "\n".join(lines) + "\n"
+
+
+def command_filter(width=None):
+    """A GTKWave translate filter naming the MSI commands (:class:`hw.regmap.MsiCmdV2`).
+
+    The MSI controller's ``command`` port carries these values for both personalities: the
+    transport translates proposal v1 operations into them.
+
+    Parameters
+    ----------
+    width : int or None
+        Width of the signal shown; ``None`` for the width of MsiCmd (32 bits), whose filter also
+        fits every narrower signal.
+    """
+    from hw.regmap import MsiCmdV2      # sim.waves stays importable without the design
+
+    if width is None:
+        width = MsiCmdV2.as_shape().width
+    return _filter_text(f"MSI commands (MsiCmdV2), up to {width} bits",
+                        {cmd.value: cmd.name for cmd in MsiCmdV2}, width)
 
 
 def transport_filter(transport, addr_width=None, *, shift=2):
@@ -123,7 +151,8 @@ def transport_filter(transport, addr_width=None, *, shift=2):
 
 def transport_traces(transport):
     """Trace groups for a :class:`hw.VirtioMMIOTransport`: host bus, interrupt, device side,
-    MSI, queues; the host bus address shows register names (a :class:`Traces`)."""
+    MSI, MSI commands, queues (a :class:`Traces`). The host bus address shows register names and
+    the MSI controller's command shows command names."""
     dev = transport.device
     traces = {
         "host bus": members(transport.bus),
@@ -133,10 +162,14 @@ def transport_traces(transport):
         "config port": members(dev.config),
         "notifications": members(dev.notify),
     }
+    filters = [(transport.bus.adr, transport_filter(transport))]
     if transport.personality is not None:
         traces["MSI"] = members(transport.msi)
+        controller = transport._msi_controller
+        traces["MSI commands"] = [controller.command, controller.command_valid]
+        filters.append((controller.command, command_filter(len(controller.command))))
     traces["queues"] = members(dev.queues)
-    return Traces(traces, filters=[(transport.bus.adr, transport_filter(transport))])
+    return Traces(traces, filters=filters)
 
 
 def apply_filters(gtkw_path, filters):
@@ -145,21 +178,57 @@ def apply_filters(gtkw_path, filters):
     Parameters
     ----------
     gtkw_path : path
-    filters : dict of str to path
-        Filter file by the signal's name as the VCD spells it (``bus__adr``); the first trace of
-        that name (at any depth of the hierarchy) gets the filter.
+    filters : iterable of (names, path)
+        Filter file by the full hierarchical names of one signal, as the save file spells them
+        without the bit range (``bench.top.msi.command``): :func:`trace_names`. A signal used in
+        several modules has a name in each, and the save file spells one of them. Every trace
+        line of that signal gets the filter; a trace of the same name elsewhere does not.
+
+    Raises
+    ------
+    ValueError
+        If a filter matches no trace (its signal is not traced, or the names are wrong).
     """
-    out, flags, pending = [], 0, dict(filters)
+    by_name, unmatched = {}, {}
+    for names, path in filters:
+        names = {names} if isinstance(names, str) else set(names)
+        unmatched[Path(path)] = names
+        for name in names:
+            by_name[name] = Path(path)
+    out, flags = [], 0
     for line in Path(gtkw_path).read_text().splitlines():
         if line.startswith("@"):
             flags = int(line[1:], 16)
-        match = re.fullmatch(r"(?:\d+:)?\S*\.\\?([^.\s\[]+)(\[\d+:\d+\])?", line)
-        if match and not line.startswith(("-", "[", "*", "^")) and match.group(1) in pending:
-            path = Path(pending.pop(match.group(1))).resolve()
-            out += [f"@{flags | TR_FTRANSLATED:x}", f"^1 {path}", line, f"@{flags:x}"]
+        path = None
+        if line and not line.startswith(("-", "[", "*", "^", "@", "#")):
+            path = by_name.get(re.sub(r"\[\d+:\d+\]$", "", line))
+        if path is None:
+            out.append(line)
             continue
-        out.append(line)
+        unmatched.pop(path, None)
+        if out and out[-1].startswith("@"):     # flags that no trace used
+            out.pop()
+        out += [f"@{flags | TR_FTRANSLATED:x}", f"^1 {path.resolve()}", line, f"@{flags:x}"]
+    if unmatched:
+        raise ValueError(f"translate filters match no trace of {gtkw_path}: " + "; ".join(
+            f"{path} for {' or '.join(sorted(names))}" for path, names in unmatched.items()))
     Path(gtkw_path).write_text("\n".join(out) + "\n")
+
+
+def trace_names(sim, signal):
+    """The full hierarchical names ``signal`` has in the waveforms of ``sim``: one per module
+    that uses it (``bench.top.msi.command``, ``bench.top.command``), the names Amaranth's VCD
+    writer chooses from for the save file. Raises :class:`ValueError` if the design does not use
+    ``signal``.
+    """
+    # Amaranth 0.5 has no public map from signals to their names; the VCD writer reads this one
+    # (amaranth/sim/pysim.py, _VCDWriter), so the names matched are the names written.
+    names = {".".join(("bench", *info.name, info.signal_names[signal]))
+             for info in sim._design.fragments.values() if signal in info.signal_names}
+    if not names:
+        raise ValueError(f"signal {signal.name!r} is not used by the simulated design, so it "
+                         f"has no hierarchical name to attach a translate filter to")
+    return names
 
 
 def zoom_level(duration):
@@ -230,11 +299,14 @@ def simulate(dut, testbench, *, processes=(), background=(), name=None, traces=(
     with sim.write_vcd(str(vcd), str(gtkw), traces=traces):
         run()
     zoom_to_fit(gtkw, vcd)
-    filters = {}
+    filters, files = [], set()
     for signal, text in getattr(traces, "filters", ()):
-        path = BUILD / f"{stem}.{signal.name}.filter"
+        path, index = BUILD / f"{stem}.{signal.name}.filter", 1
+        while path in files:        # two filtered signals of the same name
+            path, index = BUILD / f"{stem}.{signal.name}_{index}.filter", index + 1
+        files.add(path)
         path.write_text(text)
-        filters[signal.name] = path
+        filters.append((trace_names(sim, signal), path))
     apply_filters(gtkw, filters)
     return vcd, gtkw
 
@@ -266,7 +338,8 @@ def screenshot(vcd, gtkw, png, *, settle=2.0, timeout=120):
     and capture the screen to ``png`` with ImageMagick ``import``.
 
     GTKWave is given ``settle`` seconds to draw after its window appears. Raises
-    :class:`RuntimeError` with GTKWave's output if no picture was taken.
+    :class:`RuntimeError` with GTKWave's output if no picture was taken, or if GTKWave could not
+    load a translate filter file of the save file.
     """
     import subprocess
 
@@ -286,4 +359,6 @@ def screenshot(vcd, gtkw, png, *, settle=2.0, timeout=120):
     if result.returncode or not png.exists():
         raise RuntimeError(f"GTKWave screenshot failed (exit {result.returncode}): "
                            f"{result.stderr}{output}")
+    if "filter file" in output.lower():     # GTKWave 3.3: "Could not open filter file!"
+        raise RuntimeError(f"GTKWave could not load a translate filter of {gtkw}: {output}")
     return png
