@@ -11,7 +11,11 @@
     The same, machine readable.
 ``regmap.gtkw-filter``, ``regmap-v2.gtkw-filter``, ``regmap-v1.gtkw-filter``
     GTKWave translate filter files naming the registers on a Wishbone word address (``adr``).
-    Waveforms written by :mod:`sim.waves` carry their own filter, made for the transport they
+``msi-commands.gtkw-filter``
+    GTKWave translate filter naming the MSI commands (``MsiCmdV2``) on any signal up to 32 bits:
+    the MSI controller's ``command``, or the data of a write to the v2 MsiCmd register.
+
+    Waveforms written by :mod:`sim.waves` carry their own filters, made for the transport they
     show (with its config space and doorbells); these are for other dumps, e.g. of the exported
     Verilog.
 ``verilog.md``
@@ -44,7 +48,7 @@ from pathlib import Path
 
 from hw.regmap import (CONFIG_OFFSET, MAGIC, NO_VECTOR, PERSONALITIES, VERSION, WINDOW_SIZE,
                        Feature, InterruptBit, MsiCmdV2, MsiOpV1, MsiStateBit, RegisterMap, Status)
-from sim.waves import address_filter
+from sim.waves import address_filter, command_filter
 
 
 __all__ = ["DOCS", "macro_name", "header_macros", "c_header", "markdown", "json_description",
@@ -280,6 +284,7 @@ def generated_files():
     for msi in PERSONALITIES:
         suffix = "" if msi is None else f"-{msi}"
         files[f"regmap{suffix}.gtkw-filter"] = gtkw_filter(msi)
+    files["msi-commands.gtkw-filter"] = command_filter()
     return files
 
 

@@ -143,3 +143,16 @@ def test_gtkwave_filter_names_every_register_by_word_address(msi):
         # GTKWave shows an 11-bit adr as three zero-padded hex digits
         assert reg.name in table[f"{reg.word:03X}"].split("/")
         assert table[f"{reg.word:X}"] == table[f"{reg.word:04X}"]
+
+
+def test_gtkwave_filter_names_every_msi_command():
+    table = {}
+    for line in (DOCS / "msi-commands.gtkw-filter").read_text().splitlines():
+        if not line.startswith("#"):
+            value, text = line.split(" ", 1)
+            table[value] = text
+    for cmd in MsiCmdV2:
+        # the MSI controller's 3-bit command shows one hex digit, a 32-bit MsiCmd write eight
+        for pad in range(1, 9):
+            assert table[f"{cmd.value:0{pad}X}"] == cmd.name
+    assert len(table) == 8 * len(MsiCmdV2)
