@@ -133,9 +133,10 @@ def test_msi_waveform_names_commands_on_the_controller_command_only(monkeypatch,
     path, flags = found[command[0]]
     assert flags & TR_FTRANSLATED
     assert path.read_text() == command_filter(3)
-    text = gtkw.read_text()
-    group = text.split("-MSI commands\n", 2)[1]
-    assert re.search(r"\.command_valid$", group, re.MULTILINE)
+    group = gtkw.read_text().split("-MSI commands\n", 2)[1]
+    traced = {ids[re.sub(r"\[\d+:\d+\]$", "", line)] for line in group.splitlines()
+              if line.startswith("bench.")}
+    assert traced == {ids["bench.top.msi.command"], ids["bench.top.msi.command_valid"]}
 
 
 class CommandHarness(Elaboratable):
