@@ -131,7 +131,7 @@ def verilog_doc():
     ] + _port_table(transport) + [
         "",
         "Timing: see `VirtioMMIOTransport` (`hw/transport.py`): every Wishbone access is "
-        "acknowledged exactly once, one cycle after the request (two for a config-space read).",
+        "acknowledged exactly once, one cycle after a write request and two after a read request.",
         "",
     ]
     return "\n".join(out)

@@ -144,9 +144,9 @@ class AXI4LiteToWishbone(wiring.Component):
     Latency
     -------
     Address accepted in cycle N; the Wishbone request is presented in cycle N+1; with the
-    transport (``ack`` in the next cycle) BVALID/RVALID rise in cycle N+3 (N+4 for a config-space
-    read). Unaligned accesses respond in cycle N+1. The next address is accepted in the cycle
-    after the response handshake.
+    transport (``ack`` 1 cycle after a write request, 2 after a read) BVALID rises in cycle N+3
+    and RVALID in cycle N+4. Unaligned accesses respond in cycle N+1. The next address is
+    accepted in the cycle after the response handshake.
     """
 
     def __init__(self, *, addr_width):

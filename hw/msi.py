@@ -64,6 +64,8 @@ class MSIController(wiring.Component):
     command : In(3)
         A :class:`~hw.regmap.MsiCmdV2` value, valid for one cycle with ``command_valid``.
     command_valid : In(1)
+        At most every other cycle (the transport performs one register write per 2 cycles):
+        in a cycle with MASK or DISABLE the sender loads no vector.
     use_arg : In(1)
         The command's vector is ``arg`` instead of MsiVecSel (proposal v1 UPDATE).
     arg : In(12)
@@ -78,7 +80,8 @@ class MSIController(wiring.Component):
     enabled : Out(1)
         msi_enabled. While it is set the transport keeps InterruptStatus at 0.
     fold : Out(2)
-        On DISABLE, the InterruptStatus bits that pending vectors stand for (one cycle).
+        On DISABLE, the InterruptStatus bits that pending vectors stand for (one cycle). Events
+        in that cycle are not taken: the transport puts them into InterruptStatus itself.
     msi : Out(stream.Signature(MSIMessage))
 
     Latency
@@ -212,49 +215,58 @@ class MSIController(wiring.Component):
 
         # --- sender --------------------------------------------------------------------------------
         # Two stages, so that the round-robin choice and the table's read address are not one
-        # long path (about 7 LUT levels on ECP5 without it). Stage A picks a vector and registers
-        # it (`staged`); stage B reads its entry from the table when the stream is free, and the
-        # read port's data is the stream payload (the port is enabled only then, so the payload
-        # holds while the sink stalls). `pending[v]`: an event waits on vector v; `current` is
-        # the vector on the stream, one-hot.
+        # long path. Stage A picks a vector and registers it (`staged`, one-hot); stage B reads
+        # its entry from the table when the stream is free, and the read port's data is the
+        # stream payload (the port is enabled only then, so the payload holds while the sink
+        # stalls). `pending[v]`: an event waits on vector v; `current` is the vector on the
+        # stream, one-hot. `sendable` (configured, unmasked, MSI enabled) is a register computed
+        # from the next state, so that the choice starts at flip-flops.
         pending = Signal(na)
         current = Signal(na)
         staged = Signal(na)
-        staged_index = Signal(vbits)
-        staged_valid = Signal()
-        sendable = configured & ~masked & enabled.replicate(na)
+        staged_valid = Signal()             # == staged.any()
+        sendable = Signal(na)
+        disabling = is_cmd[MsiCmdV2.DISABLE]
+        enabled_next = Mux(disabling, 0, enabled | enabling)
+        m.d.sync += sendable.eq(configured_next & ~masked_next & enabled_next.replicate(na))
         deliverable = pending & sendable & ~current & ~staged
         accept = self.msi.valid & self.msi.ready
-        # A staged vector masked in the meantime is dropped (still pending: UNMASK sends it).
-        staged_ok = (staged & sendable).any()
         free = ~self.msi.valid | self.msi.ready
-        issue = staged_valid & staged_ok & free                         # stage B -> stream
-        load = (~staged_valid | ~staged_ok | issue) & deliverable.any()  # stage A -> stage B
-        grant_hot, grant = RoundRobin(na).elaborate(m, deliverable, load)
+        # In the cycle a MASK or DISABLE is performed, stage A loads nothing (its choice was made
+        # from the state before the command) and the staged vector leaves the stage: onto the
+        # stream if it is free (the message was issued before the command took effect), else it
+        # is dropped (it stays pending: UNMASK sends it, DISABLE folds it, or it is chosen again).
+        # So a vector is never offered after its MASK, with no check of the mask on the way out.
+        holding = is_cmd[MsiCmdV2.MASK] | disabling
+        load = (~staged_valid | free) & ~holding                        # stage A -> stage B
+        grant_hot, _ = RoundRobin(na).elaborate(m, deliverable, load)
+        staged_index = Signal(vbits)
+        for bit in range(vbits):
+            m.d.comb += staged_index[bit].eq(
+                Cat(staged[v] for v in range(na) if v >> bit & 1).any())
 
-        m.d.comb += [read.addr.eq(staged_index), read.en.eq(issue), self.msi.p.eq(read.data)]
-        with m.If(load):
-            m.d.sync += [staged_valid.eq(1), staged.eq(grant_hot), staged_index.eq(grant)]
-        with m.Elif(issue | ~staged_ok):
+        # Stage B -> stream whenever the stream is free. The table is read whenever the stream
+        # is free (it holds the payload otherwise), so no enable waits for the choice.
+        m.d.comb += [read.addr.eq(staged_index), read.en.eq(free), self.msi.p.eq(read.data)]
+        with m.If(free):
+            m.d.sync += [self.msi.valid.eq(staged_valid), current.eq(staged)]
+        with m.If(holding):
             m.d.sync += [staged_valid.eq(0), staged.eq(0)]
-        with m.If(issue):
-            m.d.sync += [self.msi.valid.eq(1), current.eq(staged)]
-        with m.Elif(accept):
-            m.d.sync += [self.msi.valid.eq(0), current.eq(0)]
+        with m.Elif(load):
+            m.d.sync += [staged_valid.eq(deliverable.any()), staged.eq(grant_hot)]
 
         # Pending bits: set by events while MSI is live; cleared when the message is accepted
         # (events until then coalesce into it, decisions.md D5); an event in the cycle of the
-        # acceptance keeps the bit set and makes another message.
+        # acceptance keeps the bit set and makes another message. In the cycle of DISABLE the
+        # transport puts the events into InterruptStatus itself; `fold` is the pending vectors.
         done = Mux(accept, current, 0)
         hit = Mux(live, config_hot | used_hot, 0)
-        disabling = is_cmd[MsiCmdV2.DISABLE]
         if self._sharing:
             # A vector can carry both kinds of event: remember which, for DISABLE.
             pend_config = Signal(na)
             pend_used = Signal(na)
             m.d.comb += pending.eq(pend_config | pend_used)
-            fold = Cat((pend_used | Mux(live, used_hot, 0)).any(),
-                       (pend_config | Mux(live, config_hot, 0)).any())
+            fold = Cat(pend_used.any(), pend_config.any())
             with m.If(disabling):
                 m.d.sync += [pend_config.eq(0), pend_used.eq(0)]
             with m.Else():
@@ -266,19 +278,17 @@ class MSIController(wiring.Component):
             # The fixed map says the kind: vector 0 is the config event, the others queues.
             pending_reg = Signal(na)
             m.d.comb += pending.eq(pending_reg)
-            fold = Cat((pending_reg | hit)[1:].any(), (pending_reg | hit)[0])
+            fold = Cat(pending_reg[1:].any(), pending_reg[0])
             with m.If(disabling):
                 m.d.sync += pending_reg.eq(0)
             with m.Else():
                 m.d.sync += pending_reg.eq(pending_reg & ~done | hit)
-        with m.If(disabling):
-            # decisions.md D6: fold every pending vector back into InterruptStatus, and an event
-            # of this very cycle too. A staged vector is dropped (it is pending, so it is
-            # folded); the message on the stream stays.
-            m.d.comb += self.fold.eq(fold)
-            m.d.sync += [enabled.eq(0), staged_valid.eq(0), staged.eq(0)]
-        with m.Elif(enabling):
-            m.d.sync += enabled.eq(1)
+        # decisions.md D6: on DISABLE, fold every pending vector back into InterruptStatus. A
+        # staged vector is dropped (it is pending, so it is folded); the message on the stream
+        # stays. (A Mux, not an m.If: a process whose inputs never change is never evaluated by
+        # Icarus in the exported Verilog, and `fold` would stay x.)
+        m.d.comb += self.fold.eq(Mux(disabling, fold, 0))
+        m.d.sync += enabled.eq(enabled_next)
 
         return m
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, flipped
 from amaranth.utils import ceil_log2
@@ -114,11 +114,16 @@ class VirtioMMIOTransport(wiring.Component):
     Latency
     -------
     Every access is acknowledged exactly once, whatever the address, byte enables or timing. A
-    request presented in cycle N is acknowledged in cycle N+1, except a config-space read, which
-    is acknowledged in cycle N+2 (the device's read data is sampled in cycle N+1). A write takes
-    effect at the end of cycle N, so the next access already sees it (a reset, Status := 0, at the
-    end of cycle N+1, when the bus takes no request). ``ack`` is registered, so a master that holds
-    its next request at once gets one access every 2 cycles.
+    write presented in cycle N is acknowledged in cycle N+1 and takes effect at the end of cycle
+    N+1 (a reset, Status := 0, too), when the bus takes no request, so the next access sees it.
+    A read presented in cycle N is acknowledged in cycle N+2: its register is selected in cycle
+    N and its value registered into ``dat_r`` at the end of cycle N+1 (a config-space read
+    samples the device's ``r_data`` then). ``ack`` is registered, so a master that holds its
+    next request at once gets one write every 2 cycles, one read every 3. This pipelining keeps
+    every path between the bus and the registers' state to one side of a flip-flop.
+
+    A doorbell write in cycle N reaches ``device.notify`` in cycle N+3 at the earliest; an
+    InterruptACK spares events of its ack cycle (they arrive with it, after the driver's read).
 
     Operation
     ---------
@@ -335,13 +340,12 @@ class VirtioMMIOTransport(wiring.Component):
         n = self._num_queues
         words = self._feature_words
 
-        # decisions.md D7: Status := 0 returns every register below to its init value. The
-        # request is registered (`reset_now`, also the device's reset pulse) so that the wide
-        # reset fan-out starts at a flip-flop: the reset lands at the end of the ack cycle, in
-        # which the bus takes no request, so it is done before the next access completes.
-        soft_reset = Signal()
-        reset_now = dev.reset
-        m.d.sync += reset_now.eq(soft_reset)
+        # The bus is pipelined (see Latency in the class docstring): in the request cycle N the
+        # address is decoded into one strobe per register and the write data's value checks are
+        # made; both are registered, and the write takes effect at the end of cycle N+1, the ack
+        # cycle, in which the bus takes no request. A read's register is selected in cycle N
+        # and its value is registered into ``dat_r`` at the end of cycle N+1. So every path
+        # from the bus into the state, and from the state onto the bus, starts at a flip-flop.
         state = []
 
         def register(*args, **kwargs):
@@ -349,17 +353,48 @@ class VirtioMMIOTransport(wiring.Component):
             state.append(sig)
             return sig
 
+        def stage(value, name):
+            """``value`` in cycle N, registered: available in cycle N+1."""
+            sig = Signal.like(Value.cast(value), name=name)
+            m.d.sync += sig.eq(value)
+            return sig
+
         # --- bus handshake ------------------------------------------------------------------------
-        is_config   = self._is_config(bus.adr)
-        cfg_pending = Signal()           # a config read waits one cycle for the device's r_data
-        request     = bus.cyc & bus.stb & ~bus.ack & ~cfg_pending
-        write       = request & bus.we
-        read        = request & ~bus.we
-        full_write  = write & (bus.sel == 0b1111)
+        reading    = Signal()            # cycle N+1 of a read: dat_r is loaded, ack follows
+        request    = bus.cyc & bus.stb & ~bus.ack & ~reading
+        write      = request & bus.we
+        read       = request & ~bus.we
+        full_write = write & (bus.sel == 0b1111)
         m.d.sync += [
-            bus.ack.eq(request & ~(read & is_config) | cfg_pending & bus.cyc & bus.stb),
-            cfg_pending.eq(read & is_config),
+            reading.eq(read),
+            # a read is acknowledged only if the master still holds it (else it was aborted)
+            bus.ack.eq(write | reading & bus.cyc & bus.stb),
         ]
+
+        # One decoder of the word address, shared by reads and writes.
+        decoded = {}
+
+        def at(word):
+            if word not in decoded:
+                decoded[word] = bus.adr == word
+            return decoded[word]
+
+        wdata = stage(bus.dat_w, "wdata")   # write data in cycle N+1
+
+        strobes = {}
+
+        def written(name, gate=Const(1)):
+            """A full-word write of register ``name`` (strobe in cycle N+1). ``gate``, a
+            register, is applied in cycle N."""
+            if name not in strobes:
+                strobes[name] = stage(full_write & at(regs[name].word) & gate, f"write_{name}")
+            return strobes[name]
+
+        # decisions.md D7: Status := 0 returns every register below to its init value. The
+        # request is registered like any write (`reset_now`, also the device's reset pulse), so
+        # it lands at the end of the ack cycle and is done before the next access completes.
+        reset_now = dev.reset
+        m.d.sync += reset_now.eq(full_write & at(regs["Status"].word) & (bus.dat_w == 0))
 
         # --- state --------------------------------------------------------------------------------
         dev_fsel     = register(range(words + 1))   # `words`: out of range
@@ -393,30 +428,41 @@ class VirtioMMIOTransport(wiring.Component):
         with m.If(dev.config_change):
             m.d.sync += generation.eq(generation + 1)
 
-        ack_bits = Signal(2)
+        ack_bits = Mux(written("InterruptACK"), wdata[:2], 0)
         msi_enabled = Const(0)
         fold = Const(0, 2)
+        msi_gate = Const(1)
         if self._msi is not None:
             m.submodules.msi = msi = ResetInserter(reset_now)(self._msi_controller)
             wiring.connect(m, msi.msi, flipped(self.msi))
             msi_enabled = msi.enabled
             fold = msi.fold
+            if self._msi == "v2":
+                # decisions.md D2: the MSI registers exist once bit 40 is accepted.
+                msi_gate = accepted[Feature.MMIO_MSI]
             m.d.comb += [
                 msi.queue_events.eq(queues.used & ready),
                 msi.config_event.eq(config_event),
                 msi.int_status.eq(int_status),
                 msi.queue_ready.eq(ready),
                 msi.queue_sel.eq(queue_sel),
-                msi.wdata.eq(bus.dat_w),
+                msi.wdata.eq(wdata),
             ]
+            self._decode_msi_staging(m, msi, written, msi_gate)
+            if self._msi == "v2":
+                self._decode_msi_v2(m, msi, full_write, at, stage, wdata, written, msi_gate)
+            else:
+                self._decode_msi_v1(m, msi, write, at, stage, wdata)
         # decisions.md D6: while MSI is enabled, events go to MSI, InterruptStatus stays 0 and
         # InterruptACK is ignored; ENABLE hands set bits over to MSI, DISABLE folds them back.
-        enabling = Const(0)
+        enabling = disabling = Const(0)
         if self._msi is not None:
             enabling = msi.command_valid & (msi.command == MsiCmdV2.ENABLE.value)
-        # An event in the cycle of ENABLE goes to MSI; one in the cycle of DISABLE is folded
-        # back by the controller with the pending ones.
-        events = Mux(msi_enabled | enabling, 0, Cat(used_event, config_event))
+            disabling = msi.command_valid & (msi.command == MsiCmdV2.DISABLE.value)
+        # An event in the cycle of ENABLE goes to MSI; one in the cycle of DISABLE comes here,
+        # next to the pending vectors the controller folds back. An event in the cycle of an
+        # InterruptACK stays set.
+        events = Mux(msi_enabled & ~disabling | enabling, 0, Cat(used_event, config_event))
         handed_over = Mux(enabling, 0b11, 0)
         int_next = Signal(2)
         m.d.comb += int_next.eq(int_status & ~ack_bits & ~handed_over | events | fold)
@@ -430,12 +476,19 @@ class VirtioMMIOTransport(wiring.Component):
         wiring.connect(m, notify.notify, flipped(dev.notify))
         m.d.comb += notify.queue_ready.eq(ready)
         doorbell_hit = Signal()
-        self._decode_doorbell(m, bus.adr, bus.dat_w, doorbell_hit, notify.doorbell.p.queue)
-        m.d.comb += notify.doorbell.valid.eq(full_write & doorbell_hit)
+        doorbell_queue = Signal.like(notify.doorbell.p.queue)
+        self._decode_doorbell(m, bus.adr, bus.dat_w, at, doorbell_hit, doorbell_queue)
+        m.d.comb += [
+            # a queue that does not exist is dropped here, so only the index bits are kept
+            notify.doorbell.valid.eq(stage(full_write & doorbell_hit &
+                                           less_than(doorbell_queue, n), "doorbell")),
+            notify.doorbell.p.queue.eq(stage(doorbell_queue[:max(1, ceil_log2(n))],
+                                             "doorbell_queue")),
+        ]
         if with_data:
             with m.If(accepted[Feature.NOTIFICATION_DATA]):
                 # decisions.md D9: vq_index:16, next_off:15, next_wrap:1
-                m.d.comb += notify.doorbell.p.as_value()[16:].eq(bus.dat_w[16:])
+                m.d.comb += notify.doorbell.p.as_value()[16:].eq(wdata[16:])
 
         # --- reads --------------------------------------------------------------------------------
         dev_features = Signal(32)
@@ -470,10 +523,7 @@ class VirtioMMIOTransport(wiring.Component):
         }
         if "QueueNotify" in regs and regs["QueueNotify"].access.readable:
             read_values["QueueNotify"] = self._notify_structure(accepted)
-        msi_gate = Const(1)
         if self._msi == "v2":
-            # decisions.md D2: the MSI registers exist once bit 40 is accepted.
-            msi_gate = accepted[Feature.MMIO_MSI]
             read_values["MsiVecNum"] = Mux(msi_gate, self._msi_vectors, 0)
             read_values["MsiState"] = Mux(msi_gate, self._msi_state(msi_enabled), 0)
         elif self._msi == "v1":
@@ -482,18 +532,17 @@ class VirtioMMIOTransport(wiring.Component):
                 msi_status.field("max_queue_num").place(n) |
                 msi_enabled << msi_status.field("msi_enabled").lsb) << msi_status.shift
 
-        rdata = Signal(32)
-        with m.Switch(bus.adr):
-            for r in regs:
+        # cycle N: which word is read (one-hot, registered); cycle N+1: its value into dat_r.
+        rdata = Const(0, 32)
+        for word in sorted({r.word for r in regs if r.access.readable}):
+            value = Const(0, 32)
+            for r in regs.in_word(word):
                 if r.access.readable:
-                    with m.Case(r.word):
-                        m.d.comb += rdata.eq(read_values[r.name])
+                    value = value | read_values[r.name]
+            rdata = rdata | Mux(stage(at(word), f"read_{regs.in_word(word)[0].name}"), value, 0)
         cfg = dev.config
-        with m.If(read):
-            m.d.sync += bus.dat_r.eq(rdata)
-        with m.If(cfg_pending):
-            m.d.sync += bus.dat_r.eq(cfg.r_data)
         if self._config_size:
+            is_config = self._is_config(bus.adr)
             m.d.comb += [
                 cfg.addr.eq(bus.adr - CONFIG_OFFSET // 4),
                 cfg.sel.eq(bus.sel),
@@ -501,65 +550,58 @@ class VirtioMMIOTransport(wiring.Component):
                 cfg.r_stb.eq(read & is_config),
                 cfg.w_stb.eq(write & is_config),
             ]
+            rdata = Mux(stage(is_config, "read_config"), cfg.r_data, rdata)
+        with m.If(reading):
+            m.d.sync += bus.dat_r.eq(rdata)
 
-        # --- writes -------------------------------------------------------------------------------
-        def saturate(value, limit):
-            # A selector at or beyond `limit` is stored as `limit`: "out of range" (D8).
-            return Mux(less_than(value, limit), value, limit)
+        # --- writes (cycle N+1) -------------------------------------------------------------------
+        # (`stage` and `written` add registers, so they are called outside any m.If.)
+        def saturated(limit, name):
+            # A selector at or beyond `limit` is stored as `limit`: "out of range" (D8). The
+            # comparison is made in cycle N.
+            below = stage(less_than(bus.dat_w, limit), f"{name}_below_limit")
+            return Mux(below, wdata, limit)
 
-        with m.If(full_write):
-            with m.Switch(bus.adr):
-                with m.Case(regs["DeviceFeaturesSel"].word):
-                    m.d.sync += dev_fsel.eq(saturate(bus.dat_w, words))
-                with m.Case(regs["DriverFeaturesSel"].word):
-                    m.d.sync += drv_fsel.eq(saturate(bus.dat_w, words))
-                with m.Case(regs["DriverFeatures"].word):
-                    with m.If(~features_ok):
-                        for w in range(words):
-                            with m.If(drv_fsel == w):
-                                offered = self._features >> (32 * w) & 0xffff_ffff
-                                m.d.sync += [
-                                    drv_features[w].eq(bus.dat_w & offered),
-                                    drv_bad[w].eq((bus.dat_w & ~offered & 0xffff_ffff).any()),
-                                ]
-                with m.Case(regs["QueueSel"].word):
-                    m.d.sync += queue_sel.eq(saturate(bus.dat_w, n))
-                with m.Case(regs["QueueNum"].word):
-                    for q in range(n):
-                        size_ok = (bus.dat_w != 0) & \
-                            less_than(bus.dat_w, self._queue_size_max[q] + 1)
-                        with m.If((queue_sel == q) & ~queues.ready[q] & size_ok):
-                            m.d.sync += queues.size[q].eq(bus.dat_w)
-                with m.Case(regs["QueueReady"].word):
-                    for q in range(n):
-                        with m.If(queue_sel == q):
-                            m.d.sync += queues.ready[q].eq(bus.dat_w[0])
-                for name, area, half in _QUEUE_ADDRESS_REGISTERS:
-                    with m.Case(regs[name].word):
-                        for q in range(n):
-                            with m.If((queue_sel == q) & ~queues.ready[q]):
-                                target = getattr(queues, area)[q].word_select(half, 32)
-                                m.d.sync += target.eq(bus.dat_w)
-                with m.Case(regs["InterruptACK"].word):
-                    m.d.comb += ack_bits.eq(bus.dat_w[:2])
-                with m.Case(regs["Status"].word):
-                    with m.If(bus.dat_w == 0):
-                        m.d.comb += soft_reset.eq(1)
-                    with m.Else():
-                        # decisions.md D8: bits are only set; FEATURES_OK does not stick after a
-                        # feature that was not offered, or without VIRTIO_F_VERSION_1.
-                        refuse = drv_bad.any() | ~accepted[Feature.VERSION_1]
-                        allowed = Mux(refuse, _DRIVER_STATUS & ~Status.FEATURES_OK.value,
-                                      _DRIVER_STATUS)
-                        m.d.sync += status.eq(status | bus.dat_w[:8] & allowed)
-                with m.Case(regs["SHMSel"].word):
-                    m.d.sync += shm_sel.eq(saturate(bus.dat_w, shm_count))
-                if self._msi == "v2":
-                    self._decode_msi_v2(m, msi, bus.dat_w, msi_gate)
-                elif self._msi == "v1":
-                    self._decode_msi_staging(m, msi, Const(1))
-        if self._msi == "v1":
-            self._decode_msi_v1(m, msi, write, bus)
+        for reg, selector, limit in (("DeviceFeaturesSel", dev_fsel, words),
+                                     ("DriverFeaturesSel", drv_fsel, words),
+                                     ("QueueSel", queue_sel, n),
+                                     ("SHMSel", shm_sel, shm_count)):
+            value = saturated(limit, reg)
+            with m.If(written(reg)):
+                m.d.sync += selector.eq(value)
+        features_write = written("DriverFeatures")
+        for w in range(words):
+            offered = self._features >> (32 * w) & 0xffff_ffff
+            not_offered = stage((bus.dat_w & ~offered & 0xffff_ffff).any(),
+                                f"driver_features{w}_not_offered")
+            with m.If(features_write & ~features_ok & (drv_fsel == w)):
+                m.d.sync += [drv_features[w].eq(wdata & offered), drv_bad[w].eq(not_offered)]
+        size_ok = {}
+        for size in sorted(set(self._queue_size_max)):
+            size_ok[size] = stage((bus.dat_w != 0) & less_than(bus.dat_w, size + 1),
+                                  f"queue_num_fits_{size}")
+        queue_num = written("QueueNum")
+        for q in range(n):
+            with m.If(queue_num & (queue_sel == q) & ~queues.ready[q] &
+                      size_ok[self._queue_size_max[q]]):
+                m.d.sync += queues.size[q].eq(wdata)
+        queue_ready = written("QueueReady")
+        for q in range(n):
+            with m.If(queue_ready & (queue_sel == q)):
+                m.d.sync += queues.ready[q].eq(wdata[0])
+        for name, area, half in _QUEUE_ADDRESS_REGISTERS:
+            strobe = written(name)
+            for q in range(n):
+                with m.If(strobe & (queue_sel == q) & ~queues.ready[q]):
+                    m.d.sync += getattr(queues, area)[q].word_select(half, 32).eq(wdata)
+        status_write = written("Status")
+        with m.If(status_write):
+            # decisions.md D8: bits are only set; FEATURES_OK does not stick after a feature that
+            # was not offered, or without VIRTIO_F_VERSION_1. (A write of 0 is `reset_now`, and
+            # sets nothing.)
+            refuse = drv_bad.any() | ~accepted[Feature.VERSION_1]
+            allowed = Mux(refuse, _DRIVER_STATUS & ~Status.FEATURES_OK.value, _DRIVER_STATUS)
+            m.d.sync += status.eq(status | wdata[:8] & allowed)
 
         with m.If(reset_now):
             m.d.sync += [sig.eq(sig.init) for sig in state]
@@ -577,55 +619,62 @@ class VirtioMMIOTransport(wiring.Component):
             value = value | (flag << bit)
         return value
 
-    def _decode_msi_staging(self, m, msi, gate):
-        """MsiAddrLow/High and MsiData writes (inside the full-word write switch)."""
-        regs = self._regs
+    def _decode_msi_staging(self, m, msi, written, gate):
+        """MsiAddrLow/High and MsiData writes (cycle N+1)."""
         for name, strobe in (("MsiAddrLow", msi.addr_lo_we), ("MsiAddrHigh", msi.addr_hi_we),
                              ("MsiData", msi.data_we)):
-            with m.Case(regs[name].word):
-                m.d.comb += strobe.eq(gate)
+            m.d.comb += strobe.eq(written(name, gate))
 
-    def _decode_msi_v2(self, m, msi, dat_w, gate):
-        """Proposal v2 MSI register writes (inside the full-word write switch)."""
-        regs = self._regs
-        self._decode_msi_staging(m, msi, gate)
-        with m.Case(regs["MsiVecSel"].word):
-            m.d.comb += msi.vec_sel_we.eq(gate)
-        with m.Case(regs["MsiCmd"].word):
-            # Unknown command values are ignored.
-            known = Cat(dat_w == cmd.value for cmd in MsiCmdV2).any()
-            m.d.comb += [msi.command.eq(dat_w), msi.command_valid.eq(gate & known)]
+    def _decode_msi_v2(self, m, msi, full_write, at, stage, wdata, written, gate):
+        """Proposal v2 MsiVecSel and MsiCmd writes. The command is recognised in cycle N and
+        performed in cycle N+1; unknown command values are ignored."""
+        m.d.comb += msi.vec_sel_we.eq(written("MsiVecSel", gate))
+        known = Cat(self.bus.dat_w == cmd.value for cmd in MsiCmdV2).any()
+        command = stage(full_write & at(self._regs["MsiCmd"].word) & known & gate, "command")
+        m.d.comb += [msi.command.eq(wdata), msi.command_valid.eq(command)]
 
-    def _decode_msi_v1(self, m, msi, write, bus):
+    def _decode_msi_v1(self, m, msi, write, at, stage, wdata):
         """Proposal v1: 16-bit MsiStatus (0x0c0) and MsiCmd (0x0c2) share one word; each takes
-        its own two byte lanes (decisions.md D8)."""
-        regs = self._regs
+        its own two byte lanes (decisions.md D8). The command is decoded in cycle N and
+        performed in cycle N+1."""
+        regs, bus = self._regs, self.bus
         status, cmd = regs["MsiStatus"], regs["MsiCmd"]
         assert status.word == cmd.word
-        in_word = write & (bus.adr == cmd.word)
-        cmd_value = bus.dat_w[cmd.shift:cmd.shift + cmd.width]
+        in_word = write & at(cmd.word)
         op_field, arg_field = cmd.field("cmd_op"), cmd.field("cmd_arg")
-        op = cmd_value[op_field.lsb:op_field.lsb + op_field.width]
-        arg = cmd_value[arg_field.lsb:arg_field.lsb + arg_field.width]
+
+        def fields(data):
+            value = data[cmd.shift:cmd.shift + cmd.width]
+            return (value[op_field.lsb:op_field.lsb + op_field.width],
+                    value[arg_field.lsb:arg_field.lsb + arg_field.width])
+
+        op, arg = fields(bus.dat_w)
         cmd_write = in_word & ((bus.sel & cmd.lanes) == cmd.lanes)
         # The Linux v1 driver enables MSI with a read-modify-write of MsiStatus bit 15
         # (reference (d.3)); the spec calls MsiStatus read-only. We take bit 15 as msi_enabled,
         # like Dragonball, when only MsiStatus's lanes are written.
         status_write = in_word & (bus.sel == status.lanes)
         enable_bit = bus.dat_w[status.shift + status.field("msi_enabled").lsb]
-        m.d.comb += [msi.arg.eq(arg), msi.use_arg.eq(1)]
+        command = Signal.like(msi.command)
+        valid = Signal()
         with m.If(cmd_write):
             with m.If(op == MsiOpV1.UPDATE.value):
-                m.d.comb += [msi.command.eq(MsiCmdV2.CONFIGURE.value), msi.command_valid.eq(1)]
+                m.d.comb += [command.eq(MsiCmdV2.CONFIGURE.value), valid.eq(1)]
             with m.Elif((op == MsiOpV1.ENABLE.value) & (arg == 1)):
-                m.d.comb += [msi.command.eq(MsiCmdV2.ENABLE.value), msi.command_valid.eq(1)]
+                m.d.comb += [command.eq(MsiCmdV2.ENABLE.value), valid.eq(1)]
             with m.Elif((op == MsiOpV1.ENABLE.value) & (arg == 0)):
-                m.d.comb += [msi.command.eq(MsiCmdV2.DISABLE.value), msi.command_valid.eq(1)]
+                m.d.comb += [command.eq(MsiCmdV2.DISABLE.value), valid.eq(1)]
         with m.Elif(status_write):
             with m.If(enable_bit & ~msi.enabled):
-                m.d.comb += [msi.command.eq(MsiCmdV2.ENABLE.value), msi.command_valid.eq(1)]
+                m.d.comb += [command.eq(MsiCmdV2.ENABLE.value), valid.eq(1)]
             with m.Elif(~enable_bit & msi.enabled):
-                m.d.comb += [msi.command.eq(MsiCmdV2.DISABLE.value), msi.command_valid.eq(1)]
+                m.d.comb += [command.eq(MsiCmdV2.DISABLE.value), valid.eq(1)]
+        m.d.comb += [
+            msi.command.eq(stage(command, "command")),
+            msi.command_valid.eq(stage(valid, "command_valid")),
+            msi.use_arg.eq(1),
+            msi.arg.eq(fields(wdata)[1]),
+        ]
 
     def _config_words(self):
         first = CONFIG_OFFSET // 4
@@ -651,8 +700,9 @@ class VirtioMMIOTransport(wiring.Component):
             return Const(value, 32)
         return Mux(accepted[Feature.MMIO_NOTIFICATION], value, 0)
 
-    def _decode_doorbell(self, m, adr, dat_w, hit, queue):
-        """Drive ``hit`` for a write address that is a doorbell and ``queue`` with its queue."""
+    def _decode_doorbell(self, m, adr, dat_w, at, hit, queue):
+        """Drive ``hit`` for a write address that is a doorbell and ``queue`` with its queue
+        (``at(word)``: the address decoder)."""
         # decisions.md D9: QueueNotify always takes notifications; with multiplier 0 the written
         # value names the queue; otherwise the address does and the data's vq_index is not used.
         shared = [self._regs["QueueNotify"].word]
@@ -668,7 +718,7 @@ class VirtioMMIOTransport(wiring.Component):
                 index = offset[shift:]
                 aligned = offset[:shift] == 0 if shift else Const(1)
                 per_queue = aligned & (index < self._num_queues)
-        with m.If(Cat(adr == word for word in shared).any()):
+        with m.If(Cat(at(word) for word in shared).any()):
             m.d.comb += [hit.eq(1), queue.eq(dat_w[:16])]
         if per_queue is not None:
             with m.Elif(per_queue):

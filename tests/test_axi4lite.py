@@ -194,7 +194,7 @@ def test_latency():
         _, write = await axi_write(ctx, top.axi, regs["QueueSel"].offset, 0)
         _, _, unaligned = await axi_read(ctx, top.axi, 1)
         # cycles from ARVALID/AWVALID to the end of the response handshake
-        assert (register_read, config_read, write, unaligned) == (4, 5, 4, 2)
+        assert (register_read, config_read, write, unaligned) == (5, 5, 4, 2)
     run_axi(top, body)
 
 

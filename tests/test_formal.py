@@ -33,7 +33,7 @@ def sby(harness, name, mode="bmc", depth=None):
 
 
 PROPERTIES = {
-    # every request acked exactly once, 1 cycle (2 for config reads) after it is presented
+    # every request acked exactly once, 1 cycle after it is presented (2 for reads)
     "bus": lambda: BusHarness(),
     # ... also when the master withdraws requests; no ack without a request
     "bus_aborts": lambda: BusHarness(aborts=True),
@@ -77,7 +77,7 @@ def test_every_cover_is_reached(name):
 
 
 MUTANTS = {
-    # the latency bound is tight: config reads do take 2 cycles
+    # the latency bound is tight: reads do take 2 cycles
     "bus_latency": lambda: BusHarness(mutant="latency"),
     # an ack held for two cycles is caught
     "bus_double_ack": lambda: BusHarness(mutant="double_ack"),
@@ -96,8 +96,15 @@ MUTANTS = {
 }
 
 
+#: Mutants whose shortest failure is longer: with commands at most every other cycle (the
+#: transport's pace), CONFIGURE, ENABLE, MASK and the lost UNMASK take 8 cycles before the
+#: delivery bound (6) can run out.
+MUTANT_DEPTHS = {"msi_drop_unmask": 18}
+
+
 @pytest.mark.parametrize("name", list(MUTANTS))
 def test_mutant_fails_with_a_trace(name):
-    result = sby(MUTANTS[name](), f"mutant_{name}", depth=min(depth_of(name), 12))
+    result = sby(MUTANTS[name](), f"mutant_{name}",
+                 depth=MUTANT_DEPTHS.get(name, min(depth_of(name), 12)))
     assert result.status == "FAIL", result.log[-3000:]
     assert any(path.name == "trace.vcd" for path in result.traces), result.traces
