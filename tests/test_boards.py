@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from boards.bench import count_cells, markdown, summarize_path
+from boards.bench import count_cells, logic_depth, markdown, summarize_path
 from boards.build import build_board, tool_env
 from boards.top import BOARDS, BoardTop
 
@@ -45,6 +45,29 @@ def test_cell_counts_separate_wrapper_flip_flops(tmp_path):
                       "wrapper_ff": 1, "core_ff": 1}
 
 
+def test_logic_depth_counts_luts_between_flip_flops(tmp_path):
+    # q1 -> lut a -> carry c -> lut b -> d2 (2 levels); q1 -> lut e -> d3 (1 level)
+    def cell(kind, ins, outs):
+        return {"type": kind, "port_directions": {**{p: "input" for p in ins},
+                                                  **{p: "output" for p in outs}},
+                "connections": {**ins, **outs}}
+    netlist = {"modules": {"top": {
+        "netnames": {"q1": {"bits": [1]}, "d2": {"bits": [2]}, "d3": {"bits": [3]},
+                     "r2": {"bits": [20]}, "r3": {"bits": [30]}},
+        "cells": {
+            "f1": cell("SB_DFF", {"D": [9]}, {"Q": [1]}),
+            "a": cell("SB_LUT4", {"I0": [1]}, {"O": [4]}),
+            "c": cell("SB_CARRY", {"CI": [4]}, {"CO": [5]}),
+            "b": cell("SB_LUT4", {"I0": [5], "I1": [1]}, {"O": [2]}),
+            "f2": cell("SB_DFFE", {"D": [2]}, {"Q": [20]}),
+            "e": cell("SB_LUT4", {"I0": [1]}, {"O": [3]}),
+            "f3": cell("SB_DFF", {"D": [3]}, {"Q": [30]}),
+        }}}}
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps(netlist))
+    assert logic_depth(path) == (2, [(2, "r2"), (1, "r3")])
+
+
 def test_critical_path_summary_and_markdown():
     report = {"fmax": {"clk": {"achieved": 90.0, "constraint": 150.0}},
               "critical_paths": [{"from": "clk", "to": "clk", "path": [
@@ -60,9 +83,11 @@ def test_critical_path_summary_and_markdown():
     result = {"device": "iCE40 HX8K", "family": "ice40", "config": {"num_queues": 8},
               "seeds": [1], "tools": "t", "cells": cells, "fmax_min": 90.0,
               "fmax_median": 90.0, "fmax_max": 90.0, "target": "x **missed**",
-              "missed": ["700 LUT4 > 600"], "critical_path": lines, "advice": "do less"}
+              "missed": ["700 LUT4 > 600"], "critical_path": lines, "advice": "do less",
+              "logic_levels": 7, "deepest": [[7, "core.status"]]}
     text = markdown([result], "./run python -m boards.bench")
-    assert "| iCE40 HX8K | 700 | 10 (4 + 6) | 1 | 2 | 0 / 0 | 90.0 / 90.0 / 90.0 |" in text
+    assert "| iCE40 HX8K | 700 | 10 (4 + 6) | 1 | 2 | 0 / 0 | 7 | 90.0 / 90.0 / 90.0 |" in text
+    assert "`core.status` 7" in text
     assert "## iCE40 HX8K: target missed" in text and "core.bus__adr[3]" in text
 
 
