@@ -38,10 +38,10 @@ class MSIController(wiring.Component):
     ======= ========== ========== ======== ===== ==========
     vectors table      iCE40 LUT4 iCE40 FF BRAM  ECP5 LUT4
     ======= ========== ========== ======== ===== ==========
-    16      memory     414        401      6     384 + 24 DPR
-    16      flip-flops 1397       1835     0     1476
-    3       memory     278        505      0     94 + 24 DPR
-    3       flip-flops 279        505      0     291
+    16      memory     359        413      6     398 + 24 DPR
+    16      flip-flops 1383       1847     0     3882
+    3       memory     267        506      0     88 + 24 DPR
+    3       flip-flops 269        506      0     278
     ======= ========== ========== ======== ===== ==========
 
     (Yosys maps a 3-vector table to flip-flops on iCE40 by itself, hence the tie there.)

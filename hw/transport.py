@@ -201,6 +201,7 @@ class VirtioMMIOTransport(wiring.Component):
         self._msi = msi
         self._msi_vectors = msi_vectors
         self._msi_sharing = msi_sharing
+        self._msi_controller = None
         if msi is not None:
             # validates msi_vectors against the mapping mode (decisions.md D4)
             self._msi_controller = MSIController(num_queues=num_queues, vectors=msi_vectors,
@@ -301,6 +302,12 @@ class VirtioMMIOTransport(wiring.Component):
     def personality(self):
         """The ``msi`` constructor argument: ``None``, ``"v2"`` or ``"v1"``."""
         return self._msi
+
+    @property
+    def msi_controller(self):
+        """The :class:`~hw.msi.MSIController` inside (its ``command`` port is traced in waveforms),
+        or ``None`` without MSI."""
+        return self._msi_controller
 
     @property
     def msi_vectors(self):

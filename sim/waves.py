@@ -165,7 +165,7 @@ def transport_traces(transport):
     filters = [(transport.bus.adr, transport_filter(transport))]
     if transport.personality is not None:
         traces["MSI"] = members(transport.msi)
-        controller = transport._msi_controller
+        controller = transport.msi_controller
         traces["MSI commands"] = [controller.command, controller.command_valid]
         filters.append((controller.command, command_filter(len(controller.command))))
     traces["queues"] = members(dev.queues)
