@@ -346,9 +346,9 @@ def _advice(result):
         hints.append("The path runs through the notification arbiter (pending queues -> "
                      "round-robin -> the output register).")
     if result["family"] == "ice40" and result["cells"]["lut4"] > TARGETS["lut4_ice40"]:
-        hints.append("For area: about 60 LUT4 are the per-queue enables of the queue "
-                     "registers (7 registers x 8 queues) and most of the rest the address and "
-                     "value decoders and the MSI sender.")
+        hints.append("For area: each queue register of each queue has an enable of its own "
+                     "(one LUT4 per register and queue), and the address and value decoders and "
+                     "the MSI sender take most of the rest.")
     return " ".join(hints) or "See the path above."
 
 

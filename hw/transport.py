@@ -390,12 +390,17 @@ class VirtioMMIOTransport(wiring.Component):
 
         strobes = {}
 
-        def written(name, gate=Const(1)):
+        def written(name, gate=None):
             """A full-word write of register ``name`` (strobe in cycle N+1). ``gate``, a
-            register, is applied in cycle N."""
+            register, is applied in cycle N; one strobe per register, so one gate too."""
             if name not in strobes:
-                strobes[name] = stage(full_write & at(regs[name].word) & gate, f"write_{name}")
-            return strobes[name]
+                condition = full_write & at(regs[name].word)
+                if gate is not None:
+                    condition = condition & gate
+                strobes[name] = (stage(condition, f"write_{name}"), gate)
+            strobe, its_gate = strobes[name]
+            assert gate is its_gate, f"{name} is written under two different gates"
+            return strobe
 
         # decisions.md D7: Status := 0 returns every register below to its init value. The
         # request is registered like any write (`reset_now`, also the device's reset pulse), so

@@ -588,6 +588,64 @@ def test_every_register_access_is_acknowledged_in_its_documented_cycle():
     run(dut, body)
 
 
+async def back_to_back(ctx, bus, accesses):
+    """Classic Wishbone at full rate: ``cyc`` never drops, and each request is set up as soon as
+    the previous ack is seen, so it is taken in the cycle after the ack cycle, the earliest a
+    master can present it. ``accesses``: ``(we, word, data)``. Returns ``(dat_r, cycles)`` of
+    each access, cycles counted from the previous ack (from the start for the first)."""
+    results = []
+    ctx.set(bus.sel, 0b1111)
+    for we, word, data in accesses:
+        ctx.set(bus.we, we)
+        ctx.set(bus.adr, word)
+        ctx.set(bus.dat_w, data)
+        ctx.set(bus.cyc, 1)
+        ctx.set(bus.stb, 1)
+        cycles = 0
+        while True:
+            await ctx.tick()
+            cycles += 1
+            assert cycles < 8, "no ack"
+            if ctx.get(bus.ack):
+                break
+        results.append((ctx.get(bus.dat_r), cycles))
+    ctx.set(bus.cyc, 0)
+    ctx.set(bus.stb, 0)
+    await ctx.tick()
+    return results
+
+
+def test_back_to_back_accesses_see_the_previous_write():
+    # Writes are performed in their ack cycle; the next request, in the cycle after it, must see
+    # them: a selector write steers the very next access, and a reset is done before it.
+    dut = make(num_queues=2, device_features=1 << 5)
+    word = {r.name: r.word for r in dut.regs}
+
+    async def body(ctx, io, device):
+        got = await back_to_back(ctx, dut.bus, [
+            (1, word["QueueSel"], 1), (1, word["QueueDescLow"], 0x1111),
+            (1, word["QueueSel"], 0), (1, word["QueueDescLow"], 0x2222),
+            (1, word["QueueReady"], 1), (1, word["QueueDescLow"], 0x3333),   # ready: ignored
+            (0, word["QueueReady"], 0), (1, word["QueueSel"], 1), (0, word["QueueReady"], 0),
+            (1, word["DeviceFeaturesSel"], 1), (0, word["DeviceFeatures"], 0),
+            (1, word["DeviceFeaturesSel"], 0), (0, word["DeviceFeatures"], 0),
+        ])
+        # documented: write 1 cycle, read 2, each after the cycle following the previous ack
+        assert [cycles for _, cycles in got] == [1] + [2] * 5 + [3, 2, 3, 2, 3, 2, 3]
+        assert got[6][0] == 1 and got[8][0] == 0                   # queue 0 ready, queue 1 not
+        assert got[10][0] == 1 and got[12][0] == 1 << 5            # VERSION_1 word, then word 0
+        assert ctx.get(dut.device.queues[1].desc) == 0x1111
+        assert ctx.get(dut.device.queues[0].desc) == 0x2222
+        got = await back_to_back(ctx, dut.bus, [
+            (1, word["Status"], Status.ACKNOWLEDGE.value), (0, word["Status"], 0),
+            (1, word["Status"], 0), (0, word["Status"], 0), (0, word["QueueReady"], 0),
+        ])
+        assert [data for data, _ in got[1::2]] == [Status.ACKNOWLEDGE.value, 0]
+        assert got[4][0] == 0                                       # QueueSel 0, not ready
+        assert ctx.get(dut.device.queues[0].desc) == 0
+    run(dut, body)
+
+
 def test_random_accesses_never_hang_the_bus():
     dut = make(notify_base=0x200, notify_multiplier=4, shm_regions=[(0, 1)])
     rng = random.Random(1)
