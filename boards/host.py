@@ -3,7 +3,7 @@
 :class:`BridgeMMIO` has the accessor API of :class:`sim.bus.SimMMIO` (``async read(offset,
 size=4)``, ``async write(offset, value, size=4)``), so the driver model
 :class:`sim.driver.VirtioMMIODriver` runs unchanged against a board: only the bus access differs.
-It speaks the protocol of :mod:`boards.bridge` over a *line*: any object with
+It speaks the protocol of :mod:`hw.soc.bridge` over a *line*: any object with
 
 * ``write(data: bytes)``;
 * ``read(n) -> bytes``: up to ``n`` bytes, fewer on timeout (may return an awaitable);
@@ -28,12 +28,12 @@ import sys
 import time
 
 from hw.regmap import Feature, InterruptBit
+from hw.soc.bridge import (ADDR_WIDTH, CMD_READ, CMD_WRITE, RESP_ERROR, RESP_READ, RESP_WRITE,
+                           Error)
+from hw.soc.echo import ECHO_CONFIG
+from hw.soc.recorder import ENTRY_BASE, ENTRY_WORDS, RECORDER_REGS
+from hw.soc.soc import RECORDER_BASE
 
-from .bridge import (ADDR_WIDTH, CMD_READ, CMD_WRITE, RESP_ERROR, RESP_READ, RESP_WRITE,
-                     Error)
-from .echo import ECHO_CONFIG
-from .recorder import ENTRY_BASE, ENTRY_WORDS, RECORDER_REGS
-from .soc import RECORDER_BASE
 from .top import DEFAULT_BAUD
 
 
@@ -44,7 +44,7 @@ __all__ = ["BridgeError", "encode_read", "encode_write", "BridgeMMIO", "SerialLi
 class BridgeError(Exception):
     """The bridge answered with an error, or not at all.
 
-    ``code`` is the :class:`~boards.bridge.Error`, or ``None`` for a missing or malformed
+    ``code`` is the :class:`~hw.soc.bridge.Error`, or ``None`` for a missing or malformed
     response."""
     def __init__(self, message, code=None):
         super().__init__(message)

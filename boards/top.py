@@ -1,4 +1,4 @@
-"""Board tops: the :class:`~boards.soc.BridgeSoC` on the iCEBreaker and the ULX3S.
+"""Board tops: the :class:`~hw.soc.soc.BridgeSoC` on the iCEBreaker and the ULX3S.
 
 The SoC's serial line goes to the board's USB serial port (the FTDI chip's second channel on
 both boards: ``/dev/ttyUSB1`` on Linux), its interrupt and MSI activity to LEDs:
@@ -16,8 +16,8 @@ from amaranth.lib import io
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from .soc import BridgeSoC, BOARD_TRANSPORT
-from .uart import divisor_for
+from hw.soc.soc import BOARD_TRANSPORT, BridgeSoC
+from hw.soc.uart import divisor_for
 
 
 __all__ = ["BOARDS", "DEFAULT_BAUD", "BoardTop"]

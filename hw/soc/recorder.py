@@ -10,7 +10,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
-from hw import wishbone
+from .. import wishbone
 
 
 __all__ = ["MSI_LAYOUT", "RECORDER_REGS", "ENTRY_BASE", "ENTRY_WORDS", "MSIRecorder"]

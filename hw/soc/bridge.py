@@ -45,7 +45,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw import wishbone
+from .. import wishbone
 
 
 __all__ = ["CMD_READ", "CMD_WRITE", "RESP_READ", "RESP_WRITE", "RESP_ERROR", "Error",

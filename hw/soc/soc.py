@@ -6,7 +6,7 @@ system is simulated bit by bit in the tests; :mod:`boards.top` only adds the pin
 Bus map (byte offsets on the bridge's bus)
 ------------------------------------------
 * from 0: the transport's register window (registers, config space, doorbells);
-* from :data:`RECORDER_BASE`: the :class:`~boards.recorder.MSIRecorder`.
+* from :data:`RECORDER_BASE`: the :class:`~hw.soc.recorder.MSIRecorder`.
 """
 
 from amaranth.hdl import Module, Signal
@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from hw import VirtioMMIOTransport
+from ..transport import VirtioMMIOTransport
 
 from .bridge import UARTBridge
 from .echo import ECHO_CONFIG_SIZE, EchoDevice
@@ -47,7 +47,7 @@ class BridgeSoC(wiring.Component):
     divisor : int
         UART clock cycles per bit.
     timeout : int
-        Bridge frame timeout in cycles (see :class:`~boards.bridge.UARTBridge`).
+        Bridge frame timeout in cycles (see :class:`~hw.soc.bridge.UARTBridge`).
     transport : dict
         :class:`~hw.VirtioMMIOTransport` parameters; ``config_size`` must be the echo device's.
     recorder_depth : int

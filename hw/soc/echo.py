@@ -9,7 +9,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.device import ConfigPortSignature, Notification
+from ..device import ConfigPortSignature, Notification
 
 
 __all__ = ["ECHO_CONFIG", "ECHO_CONFIG_SIZE", "EchoDevice"]
