@@ -33,6 +33,7 @@ from hw.soc.bridge import (ADDR_WIDTH, CMD_READ, CMD_WRITE, RESP_ERROR, RESP_REA
 from hw.soc.echo import ECHO_CONFIG
 from hw.soc.recorder import ENTRY_BASE, ENTRY_WORDS, RECORDER_REGS
 from hw.soc.soc import RECORDER_BASE
+from sim.bus import lanes
 
 from .top import DEFAULT_BAUD
 
@@ -138,18 +139,12 @@ class BridgeMMIO:
     async def write_word(self, adr, data, sel=0b1111):
         await self._request(encode_write(adr, data, sel), idempotent=False)
 
-    @staticmethod
-    def _lanes(offset, size):
-        if size not in (1, 2, 4) or offset % size:
-            raise ValueError(f"A {size}-byte access at {offset:#x} is not naturally aligned")
-        return offset >> 2, ((1 << size) - 1) << (offset & 3), (offset & 3) * 8
-
     async def read(self, offset, size=4):
-        adr, sel, shift = self._lanes(self.base + offset, size)
+        adr, sel, shift = lanes(self.base + offset, size)
         return await self.read_word(adr, sel) >> shift & ((1 << 8 * size) - 1)
 
     async def write(self, offset, value, size=4):
-        adr, sel, shift = self._lanes(self.base + offset, size)
+        adr, sel, shift = lanes(self.base + offset, size)
         if not 0 <= value < 1 << 8 * size:
             raise ValueError(f"Value {value:#x} does not fit a {size}-byte access")
         await self.write_word(adr, value << shift, sel)

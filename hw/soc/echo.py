@@ -32,7 +32,7 @@ class EchoDevice(wiring.Component):
     Members
     -------
     notify : In(stream.Signature(Notification))
-    config : In(ConfigPortSignature(config_size=8))
+    config : In(ConfigPortSignature(config_size=ECHO_CONFIG_SIZE))
     used : Out(num_queues)
         Used-buffer events, bit ``q`` to ``transport.device.queues[q].used``.
     config_change : Out(1)

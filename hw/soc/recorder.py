@@ -5,18 +5,16 @@ top stores them here and the host (:mod:`boards.host`) reads them like registers
 """
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
 from .. import wishbone
+from ..msi import MSIMessage
 
 
-__all__ = ["MSI_LAYOUT", "RECORDER_REGS", "ENTRY_BASE", "ENTRY_WORDS", "MSIRecorder"]
-
-#: One MSI write as the transport emits it (``hw.msi.MSIMessage``).
-MSI_LAYOUT = data.StructLayout({"address": 64, "data": 32})
+__all__ = ["RECORDER_REGS", "ENTRY_BASE", "ENTRY_WORDS", "MSIRecorder"]
 
 #: Word index of each recorder register.
 RECORDER_REGS = {
@@ -40,7 +38,7 @@ class MSIRecorder(wiring.Component):
 
     Members
     -------
-    msi : In(stream.Signature(MSI_LAYOUT))
+    msi : In(stream.Signature(MSIMessage))
         The transport's MSI write stream. Always ready: the recorder never stalls the transport.
     bus : In(wishbone.Signature(addr_width=...))
         Registers (:data:`RECORDER_REGS`) and entries (from word :data:`ENTRY_BASE`). Writes to
@@ -55,9 +53,9 @@ class MSIRecorder(wiring.Component):
             raise ValueError(f"depth must be a power of two, not {depth!r}")
         self._depth = depth
         addr_width = ceil_log2(ENTRY_BASE + ENTRY_WORDS * depth)
-        self._mem = Memory(shape=MSI_LAYOUT, depth=depth, init=[])
+        self._mem = Memory(shape=MSIMessage, depth=depth, init=[])
         super().__init__({
-            "msi":      In(stream.Signature(MSI_LAYOUT)),
+            "msi":      In(stream.Signature(MSIMessage)),
             "bus":      In(wishbone.Signature(addr_width=addr_width)),
             "activity": Out(1),
         })

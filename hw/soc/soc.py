@@ -114,11 +114,7 @@ class BridgeSoC(wiring.Component):
         m.d.comb += [port.config_change.eq(device.config_change), device.reset.eq(port.reset)]
         m.d.comb += [port.queues[q].used.eq(device.used[q]) for q in range(transport.num_queues)]
         if self.has_msi:
-            m.d.comb += [
-                recorder.msi.valid.eq(transport.msi.valid),
-                recorder.msi.payload.eq(transport.msi.payload),
-                transport.msi.ready.eq(recorder.msi.ready),
-            ]
+            wiring.connect(m, transport.msi, recorder.msi)
 
         # Address decoder: the top bit of the recorder's base selects the recorder.
         host = bridge.bus
