@@ -16,6 +16,8 @@ import enum as py_enum
 
 from amaranth.lib import enum
 
+from ._checks import check_bool, check_int
+
 
 __all__ = [
     "Access", "Field", "Register", "RegisterMap", "register_map", "PERSONALITIES",
@@ -130,11 +132,26 @@ class Field:
         Position of the least significant bit.
     width : int
     description : str
+
+    Raises
+    ------
+    TypeError
+        If ``name`` or ``description`` is not a string, or ``lsb`` or ``width`` not an integer.
+    ValueError
+        If the field does not lie within a 32-bit word (``lsb`` from 0, ``width`` from 1,
+        ``lsb + width`` at most 32).
     """
     name: str
     lsb: int
     width: int
     description: str = ""
+
+    def __post_init__(self):
+        _check_str("name", self.name)
+        _check_str("description", self.description)
+        check_int("lsb", self.lsb, "an integer from 0 to 31", lambda lsb: 0 <= lsb <= 31)
+        check_int("width", self.width, f"an integer from 1 to {32 - self.lsb} (lsb {self.lsb})",
+                  lambda width: 1 <= width <= 32 - self.lsb)
 
     @property
     def mask(self):
@@ -170,6 +187,16 @@ class Register:
     linux : str or None
         The Linux ``VIRTIO_MMIO_*`` macro suffix, where one exists.
     fields : tuple of Field
+
+    Raises
+    ------
+    TypeError
+        If ``name`` or ``description`` is not a string, ``linux`` neither a string nor ``None``,
+        ``access`` not an :class:`Access`, ``offset``, ``width`` or ``reset`` (when given) not an
+        integer, or ``fields`` not a tuple of :class:`Field`.
+    ValueError
+        If ``width`` is neither 16 nor 32, ``offset`` is negative or not a multiple of the
+        access size, or ``reset`` does not fit ``width`` bits.
     """
     name: str
     offset: int
@@ -179,6 +206,23 @@ class Register:
     width: int = 32
     linux: "str | None" = None
     fields: tuple = field(default=())
+
+    def __post_init__(self):
+        _check_str("name", self.name)
+        _check_str("description", self.description)
+        if self.linux is not None:
+            _check_str("linux", self.linux)
+        if not isinstance(self.access, Access):
+            raise TypeError(f"access must be an Access, not {self.access!r}")
+        check_int("width", self.width, "16 or 32", lambda width: width in (16, 32))
+        check_int("offset", self.offset, f"a non-negative multiple of {self.width // 8}",
+                  lambda offset: offset >= 0 and offset % (self.width // 8) == 0)
+        if self.reset is not None:
+            check_int("reset", self.reset, f"None or an integer of {self.width} bits",
+                      lambda reset: 0 <= reset < 1 << self.width)
+        if not isinstance(self.fields, tuple) or not all(isinstance(f, Field)
+                                                         for f in self.fields):
+            raise TypeError(f"fields must be a tuple of Field, not {self.fields!r}")
 
     @property
     def word(self):
@@ -201,6 +245,11 @@ class Register:
             if f.name == name:
                 return f
         raise KeyError(f"Register {self.name} has no field {name!r}")
+
+
+def _check_str(name, value):
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {value!r}")
 
 
 R, W, RW = Access.R, Access.W, Access.RW
@@ -311,12 +360,19 @@ class RegisterMap:
 
     Use ``regs["QueueSel"]`` for a register by name, ``regs.at(offset)`` for the register at a
     byte offset, and iterate for all registers in offset order.
+
+    Raises
+    ------
+    ValueError
+        If ``msi`` is not one of :data:`PERSONALITIES` (a choice among values, whatever its type).
+    TypeError
+        If ``notify`` is not a bool.
     """
     def __init__(self, msi=None, *, notify=False):
         if msi not in PERSONALITIES:
             raise ValueError(f"msi must be one of {PERSONALITIES!r}, not {msi!r}")
         self._msi = msi
-        self._notify = bool(notify)
+        self._notify = check_bool("notify", notify)
         regs = list(_STANDARD)
         if msi == "v2":
             regs += _V2
