@@ -39,11 +39,21 @@ class BoardTop(Elaboratable):
     board : str
         A key of :data:`BOARDS`.
     baud : int
-    transport : dict
-        :class:`~hw.VirtioMMIOTransport` parameters.
+
+    The SoC carries :data:`~hw.soc.soc.BOARD_TRANSPORT`.
+
+    Raises
+    ------
+    TypeError
+        If ``board`` is not a string, or ``baud`` not a number (:func:`~hw.soc.uart.divisor_for`).
+    ValueError
+        If ``board`` is not a key of :data:`BOARDS`, or ``baud`` is not a rate the board's clock
+        can divide to within 2% (:func:`~hw.soc.uart.divisor_for`).
     """
 
-    def __init__(self, board, *, baud=DEFAULT_BAUD, transport=BOARD_TRANSPORT):
+    def __init__(self, board, *, baud=DEFAULT_BAUD):
+        if not isinstance(board, str):
+            raise TypeError(f"board must be a string, one of {sorted(BOARDS)}, not {board!r}")
         if board not in BOARDS:
             raise ValueError(f"board must be one of {sorted(BOARDS)}, not {board!r}")
         self.board = board
@@ -55,7 +65,7 @@ class BoardTop(Elaboratable):
         self.soc = BridgeSoC(
             divisor=divisor_for(clk, baud),
             timeout=int(clk // 100),           # 10 ms: far above a byte time, below the host's
-            transport=transport,
+            transport=BOARD_TRANSPORT,
             stretch=int(clk // 10),            # 100 ms blinks
         )
 

@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
 from .. import wishbone
+from .._checks import check_int
 from ..msi import MSIMessage
 
 
@@ -46,12 +47,19 @@ class MSIRecorder(wiring.Component):
         2 cycles after the request (one cycle for the memory read).
     activity : Out(1)
         One-cycle pulse per recorded message.
+
+    Raises
+    ------
+    TypeError
+        If ``depth`` is not an integer.
+    ValueError
+        If ``depth`` is not a power of two.
     """
 
-    def __init__(self, *, depth=16):
-        if not isinstance(depth, int) or depth < 1 or depth & (depth - 1):
-            raise ValueError(f"depth must be a power of two, not {depth!r}")
-        self._depth = depth
+    def __init__(self, *, depth):
+        # A power of two: message k goes to entry k % depth, the low bits of the count.
+        self._depth = check_int("depth", depth, "a power of two",
+                                lambda d: d >= 1 and d & (d - 1) == 0)
         addr_width = ceil_log2(ENTRY_BASE + ENTRY_WORDS * depth)
         self._mem = Memory(shape=MSIMessage, depth=depth, init=[])
         super().__init__({
