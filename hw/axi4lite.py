@@ -1,4 +1,4 @@
-"""AXI4-Lite: the bus signature, a target bridge onto the Wishbone register block, and an MSI master.
+"""AXI4-Lite: the bus signature, a target bridge onto the Wishbone register block, an MSI master.
 
 :class:`Signature` is AXI4-Lite (AMBA AXI and ACE, IHI 0022, part B) with 32-bit data, written
 from the initiator's side like :class:`hw.wishbone.Signature`; addresses are *byte* addresses.

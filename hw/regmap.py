@@ -162,7 +162,8 @@ class Field:
 
     def place(self, value):
         if not 0 <= value < (1 << self.width):
-            raise ValueError(f"Value {value:#x} does not fit field {self.name} of width {self.width}")
+            raise ValueError(f"Value {value:#x} does not fit field {self.name} of width "
+                             f"{self.width}")
         return value << self.lsb
 
 
@@ -255,7 +256,8 @@ def _check_str(name, value):
 R, W, RW = Access.R, Access.W, Access.RW
 
 _STANDARD = (
-    Register("MagicValue", 0x000, R, "Magic value 0x74726976 (\"virt\")", MAGIC, linux="MAGIC_VALUE"),
+    Register("MagicValue", 0x000, R, "Magic value 0x74726976 (\"virt\")", MAGIC,
+             linux="MAGIC_VALUE"),
     Register("Version", 0x004, R, "Device version: 2 (standard, v2) or 3 (proposal v1)",
              linux="VERSION"),
     Register("DeviceID", 0x008, R, "Virtio subsystem device ID; 0 means no device",
@@ -280,13 +282,16 @@ _STANDARD = (
     Register("QueueReady", 0x044, RW, "Selected queue is ready (bit 0); reads back the last write",
              0, linux="QUEUE_READY"),
     Register("QueueNotify", 0x050, W,
-             "Available buffer notification: queue index, or notification data", linux="QUEUE_NOTIFY"),
+             "Available buffer notification: queue index, or notification data",
+             linux="QUEUE_NOTIFY"),
     Register("InterruptStatus", 0x060, R,
              "Pending interrupt causes: bit 0 used buffer, bit 1 configuration change", 0,
              linux="INTERRUPT_STATUS"),
-    Register("InterruptACK", 0x064, W, "Write 1 to clear InterruptStatus bits", linux="INTERRUPT_ACK"),
+    Register("InterruptACK", 0x064, W, "Write 1 to clear InterruptStatus bits",
+             linux="INTERRUPT_ACK"),
     Register("Status", 0x070, RW, "Device status; writing 0 resets the device", 0, linux="STATUS"),
-    Register("QueueDescLow", 0x080, W, "Descriptor Area address, bits 31:0", linux="QUEUE_DESC_LOW"),
+    Register("QueueDescLow", 0x080, W, "Descriptor Area address, bits 31:0",
+             linux="QUEUE_DESC_LOW"),
     Register("QueueDescHigh", 0x084, W, "Descriptor Area address, bits 63:32",
              linux="QUEUE_DESC_HIGH"),
     Register("QueueDriverLow", 0x090, W, "Driver Area address, bits 31:0", linux="QUEUE_AVAIL_LOW"),
@@ -298,7 +303,8 @@ _STANDARD = (
     Register("SHMSel", 0x0ac, W, "Selects a shared memory region", linux="SHM_SEL"),
     Register("SHMLenLow", 0x0b0, R, "Length of the selected region, bits 31:0; all ones if absent",
              linux="SHM_LEN_LOW"),
-    Register("SHMLenHigh", 0x0b4, R, "Length of the selected region, bits 63:32; all ones if absent",
+    Register("SHMLenHigh", 0x0b4, R,
+             "Length of the selected region, bits 63:32; all ones if absent",
              linux="SHM_LEN_HIGH"),
     Register("SHMBaseLow", 0x0b8, R, "Base of the selected region, bits 31:0; all ones if absent",
              linux="SHM_BASE_LOW"),
