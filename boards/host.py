@@ -36,7 +36,7 @@ from hw.soc.recorder import ENTRY_BASE, ENTRY_WORDS, RECORDER_REGS
 from hw.soc.soc import RECORDER_BASE
 from sim.bus import lanes
 
-from .top import DEFAULT_BAUD
+from .top import DEFAULT_BAUD, FRAME_TIMEOUT
 
 
 __all__ = ["BridgeError", "encode_read", "encode_write", "BridgeMMIO", "SerialLine",
@@ -192,8 +192,8 @@ class SerialLine:
 
     #: Seconds to wait for a response byte: a response takes under 1 ms at 115200 baud.
     RESPONSE_TIMEOUT = 0.5
-    #: Seconds :meth:`settle` waits: more than the bridge's 10 ms frame timeout (boards.top).
-    SETTLE = 0.03
+    #: Seconds :meth:`settle` waits: long enough for the bridge to abandon a partial frame.
+    SETTLE = 3 * FRAME_TIMEOUT
 
     def __init__(self, port, *, baud=DEFAULT_BAUD):
         if not isinstance(port, str):

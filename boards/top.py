@@ -20,7 +20,7 @@ from hw.soc.soc import BOARD_TRANSPORT, BridgeSoC
 from hw.soc.uart import divisor_for
 
 
-__all__ = ["BOARDS", "DEFAULT_BAUD", "BoardTop"]
+__all__ = ["BOARDS", "DEFAULT_BAUD", "FRAME_TIMEOUT", "BoardTop"]
 
 #: Board name -> (platform class, LED index per SoC output).
 BOARDS = {
@@ -29,6 +29,10 @@ BOARDS = {
 }
 
 DEFAULT_BAUD = 115200
+
+#: Seconds without a byte after which the bridge abandons a partial frame: far above a byte time
+#: (87 us at 115200 baud), below the host's response timeout.
+FRAME_TIMEOUT = 0.01
 
 
 class BoardTop(Elaboratable):
@@ -64,7 +68,7 @@ class BoardTop(Elaboratable):
         self.baud = baud
         self.soc = BridgeSoC(
             divisor=divisor_for(clk, baud),
-            timeout=int(clk // 100),           # 10 ms: far above a byte time, below the host's
+            timeout=round(clk * FRAME_TIMEOUT),
             transport=BOARD_TRANSPORT,
             stretch=int(clk // 10),            # 100 ms blinks
         )
