@@ -29,6 +29,7 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module, Signal, Value
+from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
 from .build import BUILD_ROOT, tool_env
@@ -77,9 +78,17 @@ class Registered(Elaboratable):
 
     Ports: ``clk``, ``rst`` (the core's synchronous reset, registered like every input),
     ``scan_in`` (feeds the input shift register), ``scan_out`` (its last bit).
+
+    Raises
+    ------
+    TypeError
+        If ``core`` is not a :class:`~amaranth.lib.wiring.Component` (its signature gives the
+        port bits to register).
     """
 
     def __init__(self, core):
+        if not isinstance(core, wiring.Component):
+            raise TypeError(f"core must be a wiring.Component, not {core!r}")
         self.core = core
         self.domain = ClockDomain("sync")
         self.clk = Signal()

@@ -72,6 +72,11 @@ def read_report(path):
 
 @dataclass
 class BuildResult:
+    """What :func:`build_board` made: the bitstream and nextpnr's figures.
+
+    A plain record filled by :func:`build_board` from the tools' reports; it checks nothing and
+    raises nothing.
+    """
     board: str
     bitstream: Path
     clk_mhz: float

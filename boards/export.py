@@ -1,4 +1,4 @@
-"""Verilog export: the transport as one standalone Verilog file, for projects not written in Amaranth.
+"""Verilog export: the transport as one standalone Verilog file, for projects not in Amaranth.
 
 ``./run python -m boards.export [options] [-o build/virtio_mmio_transport.v]`` elaborates a
 :class:`hw.VirtioMMIOTransport` for the chosen configuration, converts it with Amaranth's built-in
@@ -82,7 +82,8 @@ def ports(component):
     for path, member, value in component.signature.flatten(component):
         name = "__".join(str(part) for part in path)
         direction = "input" if member.flow == wiring.In else "output"
-        result.append((name, direction, Value.cast(value).shape().width, _GROUPS.get(str(path[0]), "")))
+        width = Value.cast(value).shape().width
+        result.append((name, direction, width, _GROUPS.get(str(path[0]), "")))
     return result
 
 
@@ -142,8 +143,9 @@ def _int(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m boards.export",
-                                     description="Write the transport as a standalone Verilog file.")
+    parser = argparse.ArgumentParser(
+        prog="python -m boards.export",
+        description="Write the transport as a standalone Verilog file.")
     parser.add_argument("--queues", type=_int, default=DEFAULTS["num_queues"])
     parser.add_argument("--queue-size-max", type=_int, default=DEFAULTS["queue_size_max"])
     parser.add_argument("--config-size", type=_int, default=DEFAULTS["config_size"],

@@ -3,7 +3,7 @@
 :class:`BridgeMMIO` has the accessor API of :class:`sim.bus.SimMMIO` (``async read(offset,
 size=4)``, ``async write(offset, value, size=4)``), so the driver model
 :class:`sim.driver.VirtioMMIODriver` runs unchanged against a board: only the bus access differs.
-It speaks the protocol of :mod:`boards.bridge` over a *line*: any object with
+It speaks the protocol of :mod:`hw.soc.bridge` over a *line*: any object with
 
 * ``write(data: bytes)``;
 * ``read(n) -> bytes``: up to ``n`` bytes, fewer on timeout (may return an awaitable);
@@ -27,14 +27,16 @@ import inspect
 import sys
 import time
 
+from hw._checks import check_int
 from hw.regmap import Feature, InterruptBit
+from hw.soc.bridge import (ADDR_WIDTH, CMD_READ, CMD_WRITE, RESP_ERROR, RESP_READ, RESP_WRITE,
+                           Error)
+from hw.soc.echo import ECHO_CONFIG
+from hw.soc.recorder import ENTRY_BASE, ENTRY_WORDS, RECORDER_REGS
+from hw.soc.soc import RECORDER_BASE
+from sim.bus import lanes
 
-from .bridge import (ADDR_WIDTH, CMD_READ, CMD_WRITE, RESP_ERROR, RESP_READ, RESP_WRITE,
-                     Error)
-from .echo import ECHO_CONFIG
-from .recorder import ENTRY_BASE, ENTRY_WORDS, RECORDER_REGS
-from .soc import RECORDER_BASE
-from .top import DEFAULT_BAUD
+from .top import DEFAULT_BAUD, FRAME_TIMEOUT
 
 
 __all__ = ["BridgeError", "encode_read", "encode_write", "BridgeMMIO", "SerialLine",
@@ -44,9 +46,17 @@ __all__ = ["BridgeError", "encode_read", "encode_write", "BridgeMMIO", "SerialLi
 class BridgeError(Exception):
     """The bridge answered with an error, or not at all.
 
-    ``code`` is the :class:`~boards.bridge.Error`, or ``None`` for a missing or malformed
-    response."""
+    ``code`` is the :class:`~hw.soc.bridge.Error`, or ``None`` for a missing or malformed
+    response.
+
+    Raises
+    ------
+    TypeError
+        If ``code`` is neither an :class:`~hw.soc.bridge.Error` nor ``None``.
+    """
     def __init__(self, message, code=None):
+        if code is not None and not isinstance(code, Error):
+            raise TypeError(f"code must be a bridge Error or None, not {code!r}")
         super().__init__(message)
         self.code = code
 
@@ -85,14 +95,26 @@ class BridgeMMIO:
     retries : int
         Times a request is repeated after an error that guarantees no access happened
         (``BAD_COMMAND``, ``TIMEOUT``: line noise) or after a missing response to a read.
-    base : int
-        Byte offset added to every access (the transport sits at 0).
+
+    Offsets are those of the bridge's bus: the transport at 0, the recorder at
+    :data:`~hw.soc.soc.RECORDER_BASE`.
+
+    Raises
+    ------
+    TypeError
+        If ``line`` lacks ``write``, ``read`` or ``settle``, or ``retries`` is not an integer.
+    ValueError
+        If ``retries`` is negative.
     """
 
-    def __init__(self, line, *, retries=2, base=0):
+    def __init__(self, line, *, retries=2):
+        missing = [name for name in ("write", "read", "settle")
+                   if not callable(getattr(line, name, None))]
+        if missing:
+            raise TypeError(f"line must have write, read and settle methods, not {line!r} "
+                            f"(missing {', '.join(missing)})")
         self.line = line
-        self.retries = retries
-        self.base = base
+        self.retries = check_int("retries", retries, "a non-negative integer", lambda n: n >= 0)
         self.errors = []           # every BridgeError seen, including retried ones
 
     async def transact(self, frame):
@@ -138,18 +160,12 @@ class BridgeMMIO:
     async def write_word(self, adr, data, sel=0b1111):
         await self._request(encode_write(adr, data, sel), idempotent=False)
 
-    @staticmethod
-    def _lanes(offset, size):
-        if size not in (1, 2, 4) or offset % size:
-            raise ValueError(f"A {size}-byte access at {offset:#x} is not naturally aligned")
-        return offset >> 2, ((1 << size) - 1) << (offset & 3), (offset & 3) * 8
-
     async def read(self, offset, size=4):
-        adr, sel, shift = self._lanes(self.base + offset, size)
+        adr, sel, shift = lanes(offset, size)
         return await self.read_word(adr, sel) >> shift & ((1 << 8 * size) - 1)
 
     async def write(self, offset, value, size=4):
-        adr, sel, shift = self._lanes(self.base + offset, size)
+        adr, sel, shift = lanes(offset, size)
         if not 0 <= value < 1 << 8 * size:
             raise ValueError(f"Value {value:#x} does not fit a {size}-byte access")
         await self.write_word(adr, value << shift, sel)
@@ -163,16 +179,28 @@ class SerialLine:
     port : str
         e.g. ``/dev/ttyUSB1`` (the FTDI's second channel on iCEBreaker and ULX3S).
     baud : int
-    timeout : float
-        Seconds to wait for a response byte.
-    settle : float
-        Seconds :meth:`settle` waits: more than the bridge's 10 ms frame timeout.
+
+    Raises
+    ------
+    TypeError
+        If ``port`` is not a string or ``baud`` not an integer.
+    ValueError
+        If ``baud`` is below 1.
+    serial.SerialException
+        If the port cannot be opened.
     """
 
-    def __init__(self, port, *, baud=DEFAULT_BAUD, timeout=0.5, settle=0.03):
-        import serial
-        self.serial = serial.Serial(port, baud, timeout=timeout)
-        self._settle = settle
+    #: Seconds to wait for a response byte: a response takes under 1 ms at 115200 baud.
+    RESPONSE_TIMEOUT = 0.5
+    #: Seconds :meth:`settle` waits: long enough for the bridge to abandon a partial frame.
+    SETTLE = 3 * FRAME_TIMEOUT
+
+    def __init__(self, port, *, baud=DEFAULT_BAUD):
+        if not isinstance(port, str):
+            raise TypeError(f"port must be a string such as '/dev/ttyUSB1', not {port!r}")
+        check_int("baud", baud, "a positive integer", lambda b: b >= 1)
+        import serial       # pyserial: only the command line needs it
+        self.serial = serial.Serial(port, baud, timeout=self.RESPONSE_TIMEOUT)
 
     def write(self, data):
         self.serial.write(data)
@@ -181,7 +209,7 @@ class SerialLine:
         return self.serial.read(n)
 
     def settle(self):
-        time.sleep(self._settle)
+        time.sleep(self.SETTLE)
         self.serial.reset_input_buffer()
 
     def close(self):

@@ -17,6 +17,7 @@ from amaranth.hdl import Array, Elaboratable, Module, Signal
 from amaranth.utils import ceil_log2
 
 import hw.msi
+from hw._checks import check_int
 from hw.msi import MSIController
 
 from .bench import BENCH_ROOT, count_cells, synthesize
@@ -29,8 +30,27 @@ __all__ = ["RegisterTable", "measure", "main"]
 class RegisterTable(Elaboratable):
     """A flip-flop stand-in for the ``Memory`` of :class:`~hw.msi.MSIController`: the same
     ``write_port()`` / ``read_port()`` interface (one synchronous write port, one synchronous
-    read port with enable), rows in flip-flops, reads through an N:1 multiplexer."""
+    read port with enable), rows in flip-flops, reads through an N:1 multiplexer.
+
+    Parameters
+    ----------
+    shape : shape-like
+        Shape of a row.
+    depth : int
+        Number of rows.
+    init
+        Accepted for ``Memory``'s signature and ignored: the controller passes ``[]`` and its
+        rows start at zero either way.
+
+    Raises
+    ------
+    TypeError
+        If ``depth`` is not an integer (and as :class:`~amaranth.hdl.Signal` for ``shape``).
+    ValueError
+        If ``depth`` is below 1.
+    """
     def __init__(self, *, shape, depth, init):
+        check_int("depth", depth, "a positive integer", lambda d: d >= 1)
         self._rows = [Signal(shape, name=f"row{i}") for i in range(depth)]
         self._abits = max(1, ceil_log2(depth))
         self._shape = shape

@@ -1,4 +1,4 @@
-"""Board tops: the :class:`~boards.soc.BridgeSoC` on the iCEBreaker and the ULX3S.
+"""Board tops: the :class:`~hw.soc.soc.BridgeSoC` on the iCEBreaker and the ULX3S.
 
 The SoC's serial line goes to the board's USB serial port (the FTDI chip's second channel on
 both boards: ``/dev/ttyUSB1`` on Linux), its interrupt and MSI activity to LEDs:
@@ -16,11 +16,11 @@ from amaranth.lib import io
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from .soc import BridgeSoC, BOARD_TRANSPORT
-from .uart import divisor_for
+from hw.soc.soc import BOARD_TRANSPORT, BridgeSoC
+from hw.soc.uart import divisor_for
 
 
-__all__ = ["BOARDS", "DEFAULT_BAUD", "BoardTop"]
+__all__ = ["BOARDS", "DEFAULT_BAUD", "FRAME_TIMEOUT", "BoardTop"]
 
 #: Board name -> (platform class, LED index per SoC output).
 BOARDS = {
@@ -29,6 +29,10 @@ BOARDS = {
 }
 
 DEFAULT_BAUD = 115200
+
+#: Seconds without a byte after which the bridge abandons a partial frame: far above a byte time
+#: (87 us at 115200 baud), below the host's response timeout.
+FRAME_TIMEOUT = 0.01
 
 
 class BoardTop(Elaboratable):
@@ -39,11 +43,21 @@ class BoardTop(Elaboratable):
     board : str
         A key of :data:`BOARDS`.
     baud : int
-    transport : dict
-        :class:`~hw.VirtioMMIOTransport` parameters.
+
+    The SoC carries :data:`~hw.soc.soc.BOARD_TRANSPORT`.
+
+    Raises
+    ------
+    TypeError
+        If ``board`` is not a string, or ``baud`` not a number (:func:`~hw.soc.uart.divisor_for`).
+    ValueError
+        If ``board`` is not a key of :data:`BOARDS`, or ``baud`` is not a rate the board's clock
+        can divide to within 2% (:func:`~hw.soc.uart.divisor_for`).
     """
 
-    def __init__(self, board, *, baud=DEFAULT_BAUD, transport=BOARD_TRANSPORT):
+    def __init__(self, board, *, baud=DEFAULT_BAUD):
+        if not isinstance(board, str):
+            raise TypeError(f"board must be a string, one of {sorted(BOARDS)}, not {board!r}")
         if board not in BOARDS:
             raise ValueError(f"board must be one of {sorted(BOARDS)}, not {board!r}")
         self.board = board
@@ -54,8 +68,8 @@ class BoardTop(Elaboratable):
         self.baud = baud
         self.soc = BridgeSoC(
             divisor=divisor_for(clk, baud),
-            timeout=int(clk // 100),           # 10 ms: far above a byte time, below the host's
-            transport=transport,
+            timeout=round(clk * FRAME_TIMEOUT),
+            transport=BOARD_TRANSPORT,
             stretch=int(clk // 10),            # 100 ms blinks
         )
 

@@ -1,4 +1,8 @@
-"""Synthesizable gateware: the virtio-mmio transport and its parts."""
+"""Synthesizable gateware: the virtio-mmio transport and its parts.
+
+:mod:`hw.soc` (not imported here) is an example system around the transport: UART, bridge,
+echo device and MSI recorder, as the board tops in ``boards/`` carry it.
+"""
 
 from .transport import VirtioMMIOTransport
 from .device import DeviceSignature, QueuesSignature, ConfigPortSignature, Notification

@@ -1,4 +1,4 @@
-"""AXI4-Lite: the bus signature, a target bridge onto the Wishbone register block, and an MSI master.
+"""AXI4-Lite: the bus signature, a target bridge onto the Wishbone register block, an MSI master.
 
 :class:`Signature` is AXI4-Lite (AMBA AXI and ACE, IHI 0022, part B) with 32-bit data, written
 from the initiator's side like :class:`hw.wishbone.Signature`; addresses are *byte* addresses.
@@ -14,6 +14,7 @@ from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
 from . import wishbone
+from ._checks import check_int
 from .msi import MSIMessage
 from .transport import VirtioMMIOTransport
 
@@ -63,14 +64,20 @@ class Signature(wiring.Signature):
     rvalid : In(1)
     rready : Out(1)
         Read data channel.
+
+    Raises
+    ------
+    TypeError
+        If ``addr_width`` is not an integer.
+    ValueError
+        If ``addr_width`` is below 1.
     """
 
     data_width = 32
 
     def __init__(self, *, addr_width):
-        if not isinstance(addr_width, int) or isinstance(addr_width, bool) or addr_width < 1:
-            raise TypeError(f"Address width must be a positive integer, not {addr_width!r}")
-        self._addr_width = addr_width
+        self._addr_width = check_int("addr_width", addr_width, "a positive integer",
+                                     lambda width: width >= 1)
         super().__init__({
             "awaddr":  Out(addr_width),
             "awprot":  Out(3),
@@ -147,12 +154,18 @@ class AXI4LiteToWishbone(wiring.Component):
     transport (``ack`` 1 cycle after a write request, 2 after a read) BVALID rises in cycle N+3
     and RVALID in cycle N+4. Unaligned accesses respond in cycle N+1. The next address is
     accepted in the cycle after the response handshake.
+
+    Raises
+    ------
+    TypeError
+        If ``addr_width`` is not an integer.
+    ValueError
+        If ``addr_width`` is below 3.
     """
 
     def __init__(self, *, addr_width):
-        if not isinstance(addr_width, int) or isinstance(addr_width, bool) or addr_width < 3:
-            raise ValueError(f"addr_width must be an integer of at least 3, not {addr_width!r}")
-        self._addr_width = addr_width
+        self._addr_width = check_int("addr_width", addr_width, "an integer of at least 3",
+                                     lambda width: width >= 3)
         super().__init__({
             "axi": In(Signature(addr_width=addr_width)),
             "wb":  Out(wishbone.Signature(addr_width=addr_width - 2)),
@@ -253,13 +266,18 @@ class AXI4LiteMSIMaster(wiring.Component):
     -------
     Message accepted in cycle N, AW/W valid from cycle N+1; the next message is accepted in the
     cycle after the B handshake.
+
+    Raises
+    ------
+    TypeError
+        If ``addr_width`` is not an integer.
+    ValueError
+        If ``addr_width`` is not from 3 to 64.
     """
 
     def __init__(self, *, addr_width=64):
-        if (not isinstance(addr_width, int) or isinstance(addr_width, bool) or
-                not 3 <= addr_width <= 64):
-            raise ValueError(f"addr_width must be an integer from 3 to 64, not {addr_width!r}")
-        self._addr_width = addr_width
+        self._addr_width = check_int("addr_width", addr_width, "an integer from 3 to 64",
+                                     lambda width: 3 <= width <= 64)
         super().__init__({
             "msi":   In(stream.Signature(MSIMessage)),
             "axi":   Out(Signature(addr_width=addr_width)),
@@ -319,6 +337,11 @@ class AXI4LiteTransport(wiring.Component):
         Replaces ``bus``; see the bridge for responses and latency (2 cycles more than Wishbone).
     irq, device, msi
         The transport's own ports, unchanged.
+
+    Raises
+    ------
+    TypeError
+        If ``transport`` is not a :class:`~hw.VirtioMMIOTransport`.
     """
     def __init__(self, transport):
         if not isinstance(transport, VirtioMMIOTransport):

@@ -47,6 +47,7 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._checks import check_int
 from .regmap import Status
 
 
@@ -93,11 +94,17 @@ class ConfigPortSignature(wiring.Signature):
         A read of ``addr``, for one cycle.
     r_data : In(32)
         Read data, sampled on the cycle after ``r_stb``.
+
+    Raises
+    ------
+    TypeError
+        If ``config_size`` is not an integer.
+    ValueError
+        If ``config_size`` is negative or not a multiple of 4.
     """
     def __init__(self, *, config_size):
-        if not isinstance(config_size, int) or config_size < 0 or config_size % 4:
-            raise ValueError(f"config_size must be a non-negative multiple of 4, not {config_size!r}")
-        self._config_size = config_size
+        self._config_size = check_int("config_size", config_size, "a non-negative multiple of 4",
+                                      lambda size: size >= 0 and size % 4 == 0)
         super().__init__({
             "addr":   Out(range(max(1, config_size // 4))),
             "sel":    Out(4),
@@ -144,11 +151,17 @@ class QueuesSignature(wiring.Signature):
         Descriptor, Driver and Device Area addresses.
     used : In(num_queues)
         Used-buffer events: the device put buffers in queue q's used ring.
+
+    Raises
+    ------
+    TypeError
+        If ``num_queues`` is not an integer.
+    ValueError
+        If ``num_queues`` is below 1.
     """
     def __init__(self, num_queues):
-        if not isinstance(num_queues, int) or num_queues < 1:
-            raise ValueError(f"num_queues must be a positive integer, not {num_queues!r}")
-        self._num_queues = num_queues
+        self._num_queues = check_int("num_queues", num_queues, "a positive integer",
+                                     lambda n: n >= 1)
         super().__init__({
             "ready":  Out(num_queues),
             "size":   Out(QUEUE_SIZE_WIDTH).array(num_queues),
@@ -210,15 +223,22 @@ class DeviceSignature(wiring.Signature):
         Features accepted by the driver.
     reset : Out(1)
         One-cycle pulse when the driver resets the device.
+
+    Raises
+    ------
+    TypeError
+        If ``num_queues``, ``config_size`` or ``feature_words`` is not an integer.
+    ValueError
+        If ``num_queues`` is below 1, ``config_size`` is negative or not a multiple of 4, or
+        ``feature_words`` is below 2.
     """
     def __init__(self, *, num_queues, config_size, feature_words=2):
-        if not isinstance(num_queues, int) or num_queues < 1:
-            raise ValueError(f"num_queues must be a positive integer, not {num_queues!r}")
-        if not isinstance(feature_words, int) or feature_words < 2:
-            raise ValueError(f"feature_words must be an integer of at least 2, not {feature_words!r}")
-        self._num_queues = num_queues
-        self._config_size = config_size
-        self._feature_words = feature_words
+        self._num_queues = check_int("num_queues", num_queues, "a positive integer",
+                                     lambda n: n >= 1)
+        self._config_size = check_int("config_size", config_size, "a non-negative multiple of 4",
+                                      lambda size: size >= 0 and size % 4 == 0)
+        self._feature_words = check_int("feature_words", feature_words,
+                                        "an integer of at least 2", lambda words: words >= 2)
         super().__init__({
             "queues":        Out(QueuesSignature(num_queues)),
             "notify":        Out(stream.Signature(Notification)),

@@ -4,6 +4,7 @@ from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._checks import check_bool, check_int
 from .device import Notification
 from .logic import RoundRobin
 
@@ -44,12 +45,18 @@ class NotificationQueue(wiring.Component):
     -------
     A doorbell in cycle N is offered on ``notify`` from cycle N+1 when the output register is
     empty (or accepted in cycle N). The output is registered.
+
+    Raises
+    ------
+    TypeError
+        If ``num_queues`` is not an integer or ``with_data`` not a bool.
+    ValueError
+        If ``num_queues`` is not from 1 to 65536 (the width of ``Notification.queue``).
     """
     def __init__(self, *, num_queues, with_data=True):
-        if not isinstance(num_queues, int) or not 1 <= num_queues <= 0x10000:
-            raise ValueError(f"num_queues must be an integer from 1 to 65536, not {num_queues!r}")
-        self._num_queues = num_queues
-        self._with_data = bool(with_data)
+        self._num_queues = check_int("num_queues", num_queues, "an integer from 1 to 65536",
+                                     lambda n: 1 <= n <= 0x10000)
+        self._with_data = check_bool("with_data", with_data)
         super().__init__({
             "doorbell":    In(stream.Signature(Notification, always_ready=True)),
             "queue_ready": In(num_queues),

@@ -16,6 +16,8 @@ import enum as py_enum
 
 from amaranth.lib import enum
 
+from ._checks import check_bool, check_int
+
 
 __all__ = [
     "Access", "Field", "Register", "RegisterMap", "register_map", "PERSONALITIES",
@@ -130,11 +132,26 @@ class Field:
         Position of the least significant bit.
     width : int
     description : str
+
+    Raises
+    ------
+    TypeError
+        If ``name`` or ``description`` is not a string, or ``lsb`` or ``width`` not an integer.
+    ValueError
+        If the field does not lie within a 32-bit word (``lsb`` from 0, ``width`` from 1,
+        ``lsb + width`` at most 32).
     """
     name: str
     lsb: int
     width: int
     description: str = ""
+
+    def __post_init__(self):
+        _check_str("name", self.name)
+        _check_str("description", self.description)
+        check_int("lsb", self.lsb, "an integer from 0 to 31", lambda lsb: 0 <= lsb <= 31)
+        check_int("width", self.width, f"an integer from 1 to {32 - self.lsb} (lsb {self.lsb})",
+                  lambda width: 1 <= width <= 32 - self.lsb)
 
     @property
     def mask(self):
@@ -145,7 +162,8 @@ class Field:
 
     def place(self, value):
         if not 0 <= value < (1 << self.width):
-            raise ValueError(f"Value {value:#x} does not fit field {self.name} of width {self.width}")
+            raise ValueError(f"Value {value:#x} does not fit field {self.name} of width "
+                             f"{self.width}")
         return value << self.lsb
 
 
@@ -170,6 +188,16 @@ class Register:
     linux : str or None
         The Linux ``VIRTIO_MMIO_*`` macro suffix, where one exists.
     fields : tuple of Field
+
+    Raises
+    ------
+    TypeError
+        If ``name`` or ``description`` is not a string, ``linux`` neither a string nor ``None``,
+        ``access`` not an :class:`Access`, ``offset``, ``width`` or ``reset`` (when given) not an
+        integer, or ``fields`` not a tuple of :class:`Field`.
+    ValueError
+        If ``width`` is neither 16 nor 32, ``offset`` is negative or not a multiple of the
+        access size, or ``reset`` does not fit ``width`` bits.
     """
     name: str
     offset: int
@@ -179,6 +207,23 @@ class Register:
     width: int = 32
     linux: "str | None" = None
     fields: tuple = field(default=())
+
+    def __post_init__(self):
+        _check_str("name", self.name)
+        _check_str("description", self.description)
+        if self.linux is not None:
+            _check_str("linux", self.linux)
+        if not isinstance(self.access, Access):
+            raise TypeError(f"access must be an Access, not {self.access!r}")
+        check_int("width", self.width, "16 or 32", lambda width: width in (16, 32))
+        check_int("offset", self.offset, f"a non-negative multiple of {self.width // 8}",
+                  lambda offset: offset >= 0 and offset % (self.width // 8) == 0)
+        if self.reset is not None:
+            check_int("reset", self.reset, f"None or an integer of {self.width} bits",
+                      lambda reset: 0 <= reset < 1 << self.width)
+        if not isinstance(self.fields, tuple) or not all(isinstance(f, Field)
+                                                         for f in self.fields):
+            raise TypeError(f"fields must be a tuple of Field, not {self.fields!r}")
 
     @property
     def word(self):
@@ -203,10 +248,16 @@ class Register:
         raise KeyError(f"Register {self.name} has no field {name!r}")
 
 
+def _check_str(name, value):
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {value!r}")
+
+
 R, W, RW = Access.R, Access.W, Access.RW
 
 _STANDARD = (
-    Register("MagicValue", 0x000, R, "Magic value 0x74726976 (\"virt\")", MAGIC, linux="MAGIC_VALUE"),
+    Register("MagicValue", 0x000, R, "Magic value 0x74726976 (\"virt\")", MAGIC,
+             linux="MAGIC_VALUE"),
     Register("Version", 0x004, R, "Device version: 2 (standard, v2) or 3 (proposal v1)",
              linux="VERSION"),
     Register("DeviceID", 0x008, R, "Virtio subsystem device ID; 0 means no device",
@@ -231,13 +282,16 @@ _STANDARD = (
     Register("QueueReady", 0x044, RW, "Selected queue is ready (bit 0); reads back the last write",
              0, linux="QUEUE_READY"),
     Register("QueueNotify", 0x050, W,
-             "Available buffer notification: queue index, or notification data", linux="QUEUE_NOTIFY"),
+             "Available buffer notification: queue index, or notification data",
+             linux="QUEUE_NOTIFY"),
     Register("InterruptStatus", 0x060, R,
              "Pending interrupt causes: bit 0 used buffer, bit 1 configuration change", 0,
              linux="INTERRUPT_STATUS"),
-    Register("InterruptACK", 0x064, W, "Write 1 to clear InterruptStatus bits", linux="INTERRUPT_ACK"),
+    Register("InterruptACK", 0x064, W, "Write 1 to clear InterruptStatus bits",
+             linux="INTERRUPT_ACK"),
     Register("Status", 0x070, RW, "Device status; writing 0 resets the device", 0, linux="STATUS"),
-    Register("QueueDescLow", 0x080, W, "Descriptor Area address, bits 31:0", linux="QUEUE_DESC_LOW"),
+    Register("QueueDescLow", 0x080, W, "Descriptor Area address, bits 31:0",
+             linux="QUEUE_DESC_LOW"),
     Register("QueueDescHigh", 0x084, W, "Descriptor Area address, bits 63:32",
              linux="QUEUE_DESC_HIGH"),
     Register("QueueDriverLow", 0x090, W, "Driver Area address, bits 31:0", linux="QUEUE_AVAIL_LOW"),
@@ -249,7 +303,8 @@ _STANDARD = (
     Register("SHMSel", 0x0ac, W, "Selects a shared memory region", linux="SHM_SEL"),
     Register("SHMLenLow", 0x0b0, R, "Length of the selected region, bits 31:0; all ones if absent",
              linux="SHM_LEN_LOW"),
-    Register("SHMLenHigh", 0x0b4, R, "Length of the selected region, bits 63:32; all ones if absent",
+    Register("SHMLenHigh", 0x0b4, R,
+             "Length of the selected region, bits 63:32; all ones if absent",
              linux="SHM_LEN_HIGH"),
     Register("SHMBaseLow", 0x0b8, R, "Base of the selected region, bits 31:0; all ones if absent",
              linux="SHM_BASE_LOW"),
@@ -311,12 +366,19 @@ class RegisterMap:
 
     Use ``regs["QueueSel"]`` for a register by name, ``regs.at(offset)`` for the register at a
     byte offset, and iterate for all registers in offset order.
+
+    Raises
+    ------
+    ValueError
+        If ``msi`` is not one of :data:`PERSONALITIES` (a choice among values, whatever its type).
+    TypeError
+        If ``notify`` is not a bool.
     """
     def __init__(self, msi=None, *, notify=False):
         if msi not in PERSONALITIES:
             raise ValueError(f"msi must be one of {PERSONALITIES!r}, not {msi!r}")
         self._msi = msi
-        self._notify = bool(notify)
+        self._notify = check_bool("notify", notify)
         regs = list(_STANDARD)
         if msi == "v2":
             regs += _V2

@@ -7,6 +7,8 @@ address. The signature is written from the initiator's side: a target takes ``In
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ._checks import check_int
+
 
 __all__ = ["Signature"]
 
@@ -37,15 +39,21 @@ class Signature(wiring.Signature):
         Read data, valid with ``ack``.
     ack : In(1)
         Acknowledge: the request completes in the cycle where ``ack`` is high.
+
+    Raises
+    ------
+    TypeError
+        If ``addr_width`` is not an integer.
+    ValueError
+        If ``addr_width`` is below 1.
     """
 
     data_width = 32
     granularity = 8
 
     def __init__(self, *, addr_width):
-        if not isinstance(addr_width, int) or addr_width < 1:
-            raise TypeError(f"Address width must be a positive integer, not {addr_width!r}")
-        self._addr_width = addr_width
+        self._addr_width = check_int("addr_width", addr_width, "a positive integer",
+                                     lambda width: width >= 1)
         super().__init__({
             "cyc":   Out(1),
             "stb":   Out(1),

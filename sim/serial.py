@@ -156,10 +156,10 @@ class BusMonitor:
 
 def simulate_soc(body, *, soc=None, divisor=6, timeout=200, transport=None, name="soc",
                  waves=None):
-    """Run ``async body(ctx, line, soc, monitor)`` against a :class:`~boards.soc.BridgeSoC`
+    """Run ``async body(ctx, line, soc, monitor)`` against a :class:`~hw.soc.soc.BridgeSoC`
     over a :class:`SimSerialLine`. Returns the SoC."""
     from .waves import simulate, members
-    from boards.soc import BOARD_TRANSPORT, BridgeSoC
+    from hw.soc.soc import BOARD_TRANSPORT, BridgeSoC
     if soc is None:
         soc = BridgeSoC(divisor=divisor, timeout=timeout, stretch=16,
                         transport=transport or BOARD_TRANSPORT)

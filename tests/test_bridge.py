@@ -4,7 +4,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 
-from boards.bridge import (CMD_READ, RESP_ERROR, RESP_READ, RESP_WRITE, Error, UARTBridge)
+from hw.soc.bridge import (CMD_READ, RESP_ERROR, RESP_READ, RESP_WRITE, Error, UARTBridge)
 from boards.host import encode_read, encode_write
 from sim.serial import simulate_soc
 from sim.waves import simulate
@@ -108,8 +108,8 @@ def test_byte_enables_above_bit_3_are_refused():
 
 
 def test_recorder_and_map_hole_answer():
-    from boards.recorder import RECORDER_REGS
-    from boards.soc import RECORDER_BASE
+    from hw.soc.recorder import RECORDER_REGS
+    from hw.soc.soc import RECORDER_BASE
 
     async def body(ctx, line, soc, monitor):
         line.write(encode_read(RECORDER_BASE // 4 + RECORDER_REGS["Capacity"]))

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from boards.bridge import CMD_WRITE, RESP_ERROR, RESP_READ, RESP_WRITE, Error
-from boards.echo import ECHO_CONFIG
+from hw.soc.bridge import CMD_WRITE, RESP_ERROR, RESP_READ, RESP_WRITE, Error
+from hw.soc.echo import ECHO_CONFIG
 from boards.host import (MSI_ADDRESS, MSI_DATA, BridgeError, BridgeMMIO, encode_read,
                          encode_write, read_recorder, run_command)
 from sim.serial import simulate_soc
@@ -99,7 +99,7 @@ def test_driver_probes_and_brings_up_the_device_over_the_serial_line():
 
 
 def _no_msi():
-    from boards.soc import BOARD_TRANSPORT
+    from hw.soc.soc import BOARD_TRANSPORT
     return {k: v for k, v in BOARD_TRANSPORT.items()
             if k not in ("msi", "msi_vectors", "msi_sharing")}
 

@@ -7,7 +7,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 
 from sim.serial import SimSerialLine
-from boards.uart import UARTReceiver, UARTTransmitter, divisor_for
+from hw.soc.uart import UARTReceiver, UARTTransmitter, divisor_for
 from sim.waves import simulate
 
 

@@ -22,7 +22,8 @@ def test_equality_and_repr():
     assert repr(wishbone.Signature(addr_width=12)) == "wishbone.Signature(addr_width=12)"
 
 
-@pytest.mark.parametrize("width", [0, -1, "8", 1.5])
-def test_bad_address_width_is_refused(width):
-    with pytest.raises(TypeError, match="Address width must be a positive integer"):
+@pytest.mark.parametrize("width, error", [(0, ValueError), (-1, ValueError),
+                                          ("8", TypeError), (1.5, TypeError)])
+def test_bad_address_width_is_refused(width, error):
+    with pytest.raises(error, match="addr_width must be a positive integer"):
         wishbone.Signature(addr_width=width)

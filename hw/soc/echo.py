@@ -9,7 +9,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.device import ConfigPortSignature, Notification
+from .._checks import check_int
+from ..device import ConfigPortSignature, Notification
 
 
 __all__ = ["ECHO_CONFIG", "ECHO_CONFIG_SIZE", "EchoDevice"]
@@ -32,7 +33,7 @@ class EchoDevice(wiring.Component):
     Members
     -------
     notify : In(stream.Signature(Notification))
-    config : In(ConfigPortSignature(config_size=8))
+    config : In(ConfigPortSignature(config_size=ECHO_CONFIG_SIZE))
     used : Out(num_queues)
         Used-buffer events, bit ``q`` to ``transport.device.queues[q].used``.
     config_change : Out(1)
@@ -48,12 +49,18 @@ class EchoDevice(wiring.Component):
     cycle (the transport ignores it if the queue is not ready). Config space is
     :data:`ECHO_CONFIG`; byte enables are honoured for the scratch word. The device's reset clears
     both words.
+
+    Raises
+    ------
+    TypeError
+        If ``num_queues`` is not an integer.
+    ValueError
+        If ``num_queues`` is below 1.
     """
 
     def __init__(self, *, num_queues):
-        if not isinstance(num_queues, int) or num_queues < 1:
-            raise ValueError(f"num_queues must be a positive integer, not {num_queues!r}")
-        self._num_queues = num_queues
+        self._num_queues = check_int("num_queues", num_queues, "a positive integer",
+                                     lambda n: n >= 1)
         super().__init__({
             "notify":        In(stream.Signature(Notification)),
             "config":        In(ConfigPortSignature(config_size=ECHO_CONFIG_SIZE)),

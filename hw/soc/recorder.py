@@ -5,18 +5,17 @@ top stores them here and the host (:mod:`boards.host`) reads them like registers
 """
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
-from hw import wishbone
+from .. import wishbone
+from .._checks import check_int
+from ..msi import MSIMessage
 
 
-__all__ = ["MSI_LAYOUT", "RECORDER_REGS", "ENTRY_BASE", "ENTRY_WORDS", "MSIRecorder"]
-
-#: One MSI write as the transport emits it (``hw.msi.MSIMessage``).
-MSI_LAYOUT = data.StructLayout({"address": 64, "data": 32})
+__all__ = ["RECORDER_REGS", "ENTRY_BASE", "ENTRY_WORDS", "MSIRecorder"]
 
 #: Word index of each recorder register.
 RECORDER_REGS = {
@@ -40,7 +39,7 @@ class MSIRecorder(wiring.Component):
 
     Members
     -------
-    msi : In(stream.Signature(MSI_LAYOUT))
+    msi : In(stream.Signature(MSIMessage))
         The transport's MSI write stream. Always ready: the recorder never stalls the transport.
     bus : In(wishbone.Signature(addr_width=...))
         Registers (:data:`RECORDER_REGS`) and entries (from word :data:`ENTRY_BASE`). Writes to
@@ -48,16 +47,23 @@ class MSIRecorder(wiring.Component):
         2 cycles after the request (one cycle for the memory read).
     activity : Out(1)
         One-cycle pulse per recorded message.
+
+    Raises
+    ------
+    TypeError
+        If ``depth`` is not an integer.
+    ValueError
+        If ``depth`` is not a power of two.
     """
 
-    def __init__(self, *, depth=16):
-        if not isinstance(depth, int) or depth < 1 or depth & (depth - 1):
-            raise ValueError(f"depth must be a power of two, not {depth!r}")
-        self._depth = depth
+    def __init__(self, *, depth):
+        # A power of two: message k goes to entry k % depth, the low bits of the count.
+        self._depth = check_int("depth", depth, "a power of two",
+                                lambda d: d >= 1 and d & (d - 1) == 0)
         addr_width = ceil_log2(ENTRY_BASE + ENTRY_WORDS * depth)
-        self._mem = Memory(shape=MSI_LAYOUT, depth=depth, init=[])
+        self._mem = Memory(shape=MSIMessage, depth=depth, init=[])
         super().__init__({
-            "msi":      In(stream.Signature(MSI_LAYOUT)),
+            "msi":      In(stream.Signature(MSIMessage)),
             "bus":      In(wishbone.Signature(addr_width=addr_width)),
             "activity": Out(1),
         })

@@ -45,7 +45,8 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw import wishbone
+from .. import wishbone
+from .._checks import check_int
 
 
 __all__ = ["CMD_READ", "CMD_WRITE", "RESP_READ", "RESP_WRITE", "RESP_ERROR", "Error",
@@ -90,14 +91,19 @@ class UARTBridge(wiring.Component):
         Wishbone initiator.
     active : Out(1)
         A frame is being received or executed (for an activity LED).
+
+    Raises
+    ------
+    TypeError
+        If ``timeout`` or ``bus_timeout`` is not an integer.
+    ValueError
+        If ``timeout`` or ``bus_timeout`` is below 1.
     """
 
     def __init__(self, *, timeout, bus_timeout=255):
-        for name, value in (("timeout", timeout), ("bus_timeout", bus_timeout)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        self._timeout = timeout
-        self._bus_timeout = bus_timeout
+        self._timeout = check_int("timeout", timeout, "a positive integer", lambda t: t >= 1)
+        self._bus_timeout = check_int("bus_timeout", bus_timeout, "a positive integer",
+                                      lambda t: t >= 1)
         super().__init__({
             "rx":     In(stream.Signature(8)),
             "tx":     Out(stream.Signature(8)),

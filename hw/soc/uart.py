@@ -9,13 +9,26 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .._checks import check_int
+
 
 __all__ = ["divisor_for", "UARTReceiver", "UARTTransmitter"]
 
 
 def divisor_for(clk_frequency, baud):
-    """Clock cycles per bit for ``baud`` at ``clk_frequency``; raises if the error exceeds 2%
-    (8N1 tolerates about 4% between both ends)."""
+    """Clock cycles per bit for ``baud`` at ``clk_frequency``.
+
+    Raises
+    ------
+    TypeError
+        If ``clk_frequency`` or ``baud`` is not a number.
+    ValueError
+        If either is not positive, the divisor would be below 4, or the rate is more than 2% off
+        (8N1 tolerates about 4% between both ends).
+    """
+    for name, value in (("clk_frequency", clk_frequency), ("baud", baud)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise TypeError(f"{name} must be a number, not {value!r}")
     if not baud > 0 or not clk_frequency > 0:
         raise ValueError(f"clk_frequency and baud must be positive, not {clk_frequency!r}, "
                          f"{baud!r}")
@@ -31,8 +44,8 @@ def divisor_for(clk_frequency, baud):
 
 
 def _check_divisor(divisor):
-    if not isinstance(divisor, int) or divisor < 4:
-        raise ValueError(f"divisor must be an integer of at least 4, not {divisor!r}")
+    # Below 4 cycles a bit, the receiver cannot sample the middle of the start bit.
+    return check_int("divisor", divisor, "an integer of at least 4", lambda div: div >= 4)
 
 
 class UARTReceiver(wiring.Component):
@@ -58,11 +71,17 @@ class UARTReceiver(wiring.Component):
     Latency
     -------
     A byte is offered about half a bit time after the middle of its stop bit's start.
+
+    Raises
+    ------
+    TypeError
+        If ``divisor`` is not an integer.
+    ValueError
+        If ``divisor`` is below 4.
     """
 
     def __init__(self, *, divisor):
-        _check_divisor(divisor)
-        self._divisor = divisor
+        self._divisor = _check_divisor(divisor)
         super().__init__({
             "rx":            In(1, init=1),
             "data":          Out(stream.Signature(8)),
@@ -146,11 +165,17 @@ class UARTTransmitter(wiring.Component):
         The serial line, registered.
     busy : Out(1)
         A frame is being sent.
+
+    Raises
+    ------
+    TypeError
+        If ``divisor`` is not an integer.
+    ValueError
+        If ``divisor`` is below 4.
     """
 
     def __init__(self, *, divisor):
-        _check_divisor(divisor)
-        self._divisor = divisor
+        self._divisor = _check_divisor(divisor)
         super().__init__({
             "data": In(stream.Signature(8)),
             "tx":   Out(1, init=1),

@@ -6,15 +6,18 @@ system is simulated bit by bit in the tests; :mod:`boards.top` only adds the pin
 Bus map (byte offsets on the bridge's bus)
 ------------------------------------------
 * from 0: the transport's register window (registers, config space, doorbells);
-* from :data:`RECORDER_BASE`: the :class:`~boards.recorder.MSIRecorder`.
+* from :data:`RECORDER_BASE`: the :class:`~hw.soc.recorder.MSIRecorder`.
 """
+
+from collections.abc import Mapping
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from hw import VirtioMMIOTransport
+from .._checks import check_int
+from ..transport import VirtioMMIOTransport
 
 from .bridge import UARTBridge
 from .echo import ECHO_CONFIG_SIZE, EchoDevice
@@ -22,10 +25,13 @@ from .recorder import MSIRecorder
 from .uart import UARTReceiver, UARTTransmitter
 
 
-__all__ = ["RECORDER_BASE", "BOARD_TRANSPORT", "BridgeSoC"]
+__all__ = ["RECORDER_BASE", "RECORDER_DEPTH", "BOARD_TRANSPORT", "BridgeSoC"]
 
 #: Byte offset of the MSI recorder on the bridge's bus, above any transport window.
 RECORDER_BASE = 0x8000
+
+#: MSI messages the recorder keeps: a few bring-ups' worth (one per vector each).
+RECORDER_DEPTH = 16
 
 #: The transport the boards carry: a small virtio device with per-queue doorbells and MSI.
 BOARD_TRANSPORT = dict(
@@ -47,10 +53,9 @@ class BridgeSoC(wiring.Component):
     divisor : int
         UART clock cycles per bit.
     timeout : int
-        Bridge frame timeout in cycles (see :class:`~boards.bridge.UARTBridge`).
+        Bridge frame timeout in cycles (see :class:`~hw.soc.bridge.UARTBridge`).
     transport : dict
         :class:`~hw.VirtioMMIOTransport` parameters; ``config_size`` must be the echo device's.
-    recorder_depth : int
     stretch : int
         Cycles an MSI or bridge activity pulse keeps its LED on.
 
@@ -66,23 +71,37 @@ class BridgeSoC(wiring.Component):
         On for ``stretch`` cycles after each MSI message.
     activity : Out(1)
         On while the bridge works on a frame, and ``stretch`` cycles after.
+
+    Raises
+    ------
+    TypeError
+        If ``transport`` is not a mapping or ``stretch`` not an integer; and as
+        :class:`~hw.soc.uart.UARTReceiver` for ``divisor``, :class:`~hw.soc.bridge.UARTBridge`
+        for ``timeout``, :class:`~hw.VirtioMMIOTransport` for the entries of ``transport``.
+    ValueError
+        If ``transport["config_size"]`` is not the echo device's, the transport's window reaches
+        :data:`RECORDER_BASE`, or ``stretch`` is below 1; and as the same three classes.
     """
 
-    def __init__(self, *, divisor, timeout, transport=BOARD_TRANSPORT, recorder_depth=16,
-                 stretch=1 << 20):
+    def __init__(self, *, divisor, timeout, transport=BOARD_TRANSPORT, stretch=1 << 20):
+        if not isinstance(transport, Mapping):
+            raise TypeError(f"transport must be a mapping of VirtioMMIOTransport parameters, "
+                            f"not {transport!r}")
+        self._stretch = check_int("stretch", stretch, "a positive integer", lambda s: s >= 1)
         if transport.get("config_size") != ECHO_CONFIG_SIZE:
             raise ValueError(f"transport config_size must be {ECHO_CONFIG_SIZE} (the echo "
                              f"device's), not {transport.get('config_size')!r}")
         self.transport = VirtioMMIOTransport(**transport)
-        if self.transport.bus.signature.addr_width > ceil_log2(RECORDER_BASE) - 2:
-            raise ValueError("the transport window overlaps the recorder at "
+        window = 4 << self.transport.bus.signature.addr_width
+        if window > RECORDER_BASE:
+            raise ValueError(f"transport window 0..{window - 1:#x} (from notify_base, "
+                             f"notify_multiplier, num_queues) overlaps the recorder at "
                              f"{RECORDER_BASE:#x}")
-        self._stretch = stretch
         self.uart_rx = UARTReceiver(divisor=divisor)
         self.uart_tx = UARTTransmitter(divisor=divisor)
         self.bridge = UARTBridge(timeout=timeout)
         self.device = EchoDevice(num_queues=self.transport.num_queues)
-        self.recorder = MSIRecorder(depth=recorder_depth)
+        self.recorder = MSIRecorder(depth=RECORDER_DEPTH)
         super().__init__({
             "rx":       In(1, init=1),
             "tx":       Out(1, init=1),
@@ -114,11 +133,7 @@ class BridgeSoC(wiring.Component):
         m.d.comb += [port.config_change.eq(device.config_change), device.reset.eq(port.reset)]
         m.d.comb += [port.queues[q].used.eq(device.used[q]) for q in range(transport.num_queues)]
         if self.has_msi:
-            m.d.comb += [
-                recorder.msi.valid.eq(transport.msi.valid),
-                recorder.msi.payload.eq(transport.msi.payload),
-                transport.msi.ready.eq(recorder.msi.ready),
-            ]
+            wiring.connect(m, transport.msi, recorder.msi)
 
         # Address decoder: the top bit of the recorder's base selects the recorder.
         host = bridge.bus
