@@ -10,7 +10,7 @@ from amaranth.lib import wiring
 from hw.axi4lite import AXI4LiteMSIMaster, AXI4LiteToWishbone, Response, Signature
 from hw.regmap import CONFIG_OFFSET, MAGIC, Status
 from sim.axi4lite import AXIMMIO, AXIWriteSink, axi_read, axi_write
-from sim.bus import CycleCounter
+from sim.bus import CycleCounter, stream_send
 from sim.device import DeviceModel
 from sim.driver import VirtioMMIODriver
 from sim.waves import Traces, members, simulate, transport_filter, transport_traces
@@ -254,10 +254,7 @@ def test_msi_master_performs_every_message_in_order(stall, addr_width, request):
 
     async def testbench(ctx):
         for address, data in messages:
-            ctx.set(dut.msi.payload, {"address": address, "data": data})
-            ctx.set(dut.msi.valid, 1)
-            await ctx.tick().until(dut.msi.ready)
-            ctx.set(dut.msi.valid, 0)
+            await stream_send(ctx, dut.msi, {"address": address, "data": data})
             for _ in range(rng.randrange(3)):
                 await ctx.tick()
         for _ in range(64):
@@ -281,10 +278,7 @@ def test_msi_master_flags_error_responses(request):
             errors.append(error)
 
     async def testbench(ctx):
-        ctx.set(dut.msi.payload, {"address": 0xfee0_0000, "data": 0x41})
-        ctx.set(dut.msi.valid, 1)
-        await ctx.tick().until(dut.msi.ready)
-        ctx.set(dut.msi.valid, 0)
+        await stream_send(ctx, dut.msi, {"address": 0xfee0_0000, "data": 0x41})
         for _ in range(16):
             await ctx.tick()
 

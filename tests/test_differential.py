@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hw import VirtioMMIOTransport
 from hw.regmap import CONFIG_OFFSET, NO_VECTOR, Feature, MsiCmdV2, MsiOpV1, Status
-from sim.bus import wishbone_read, wishbone_write
-from sim.device import DeviceModel
+from sim.bus import wishbone_read, wishbone_release, wishbone_request, wishbone_write
+from sim.device import DeviceModel, device_view
 from sim.intc import InterruptControllerModel
 from sim.model import TransportModel
 
@@ -218,11 +218,7 @@ class GatewareRunner:
 
     def _observe(self, ctx, value, latency):
         dut = self.dut
-        dev = dut.device
-        view = {"status": ctx.get(dev.status.as_value()), "features": ctx.get(dev.features)}
-        for q in range(dut.num_queues):
-            for member in ("ready", "size", "desc", "driver", "device"):
-                view[f"queue{q}.{member}"] = ctx.get(getattr(dev.queues[q], member))
+        view = device_view(ctx, dut.device)
         messages = Counter(self.intc.take()) if self.intc is not None else Counter()
         notifications = Counter((n.queue, n.next_off, n.next_wrap)
                                 for n in self.device.notifications)
@@ -723,7 +719,7 @@ def test_msi_vec_sel_resets_to_vector_0():
 
 
 def test_vector_masked_while_staged_is_not_sent():
-    """Found by the differential suite and sim/formal.py MSIHarness(strict_mask=True), a
+    """Found by the differential suite and sim/formal.py MSIHarness (its mask check), a
     regression of 03ea790 (the two-stage MSI sender). decisions.md D5: an event for a masked
     vector only pends; UNMASK sends it. With the sink stalled on vector 1's message, vector 2 is
     already chosen for the sender's second stage; MASK of vector 2 must still stop it."""
@@ -736,9 +732,9 @@ def test_vector_masked_while_staged_is_not_sent():
 
 @pytest.mark.parametrize("cycle", [0, 1], ids=["request-cycle", "ack-cycle"])
 def test_event_in_the_cycle_of_disable_is_folded(cycle):
-    """Found by sim/formal.py MSIHarness(same_cycle_disable=True). decisions.md D6: DISABLE folds
-    every pending event into InterruptStatus, "mode switches lose nothing". A used-buffer event
-    in the very cycle of the MsiCmd=DISABLE write was once neither sent as MSI nor folded. The
+    """Found by sim/formal.py MSIHarness (events in the DISABLE cycle). decisions.md D6: DISABLE
+    folds every pending event into InterruptStatus, "mode switches lose nothing". A used-buffer
+    event in the very cycle of the MsiCmd=DISABLE write was once neither sent as MSI nor folded. The
     write is performed in its ack cycle (request cycle + 1): an event in the request cycle is
     still MSI's (pending, then folded); one in the ack cycle goes to InterruptStatus directly."""
     from hw.regmap import InterruptBit
@@ -764,19 +760,13 @@ def test_event_in_the_cycle_of_disable_is_folded(cycle):
         await write("QueueReady", 1)
         # DISABLE presented in cycle N, with a used-buffer event in cycle N + `cycle`.
         messages = 0
-        ctx.set(bus.adr, regs["MsiCmd"].word)
-        ctx.set(bus.dat_w, MsiCmdV2.DISABLE.value)
-        ctx.set(bus.we, 1)
-        ctx.set(bus.sel, 0b1111)
-        ctx.set(bus.cyc, 1)
-        ctx.set(bus.stb, 1)
+        wishbone_request(ctx, bus, regs["MsiCmd"].word, we=1, dat_w=MsiCmdV2.DISABLE.value)
         for now in range(2):
             ctx.set(dut.device.queues[0].used, now == cycle)
             await ctx.tick()
             messages += ctx.get(dut.msi.valid)
             if ctx.get(bus.ack):
-                ctx.set(bus.cyc, 0)
-                ctx.set(bus.stb, 0)
+                wishbone_release(ctx, bus)
         ctx.set(dut.device.queues[0].used, 0)
         for _ in range(8):
             messages += ctx.get(dut.msi.valid)

@@ -565,6 +565,7 @@ def test_event_to_message_latency_and_sustained_rate(make, run):
         ctx.set(dut.device.queues[3].used, 0)
         latency = 1
         while not ctx.get(dut.msi.valid):
+            assert latency < 8, "no MSI request within 8 cycles of the event"
             await ctx.tick()
             latency += 1
         assert latency <= 3

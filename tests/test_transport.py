@@ -6,7 +6,8 @@ import pytest
 from amaranth.hdl import ClockDomain, Module
 
 from hw.regmap import (CONFIG_OFFSET, MAGIC, VERSION, Feature, InterruptBit, Status)
-from sim.bus import wishbone_read, wishbone_write, lanes
+from sim.bus import (wishbone_back_to_back, wishbone_read, wishbone_release, wishbone_request,
+                     wishbone_write, lanes)
 from sim.driver import VirtioMMIODriver
 from sim.waves import simulate
 
@@ -403,18 +404,11 @@ def test_event_in_the_cycle_of_its_ack_is_not_lost(make, run):
             await ctx.tick()
         # A write takes effect at the end of its ack cycle (documented): the ACK commits at the
         # same clock edge as a used event raised in that cycle.
-        adr, sel, _ = lanes(dut.regs["InterruptACK"].offset, 4)
-        ctx.set(dut.bus.adr, adr)
-        ctx.set(dut.bus.sel, sel)
-        ctx.set(dut.bus.dat_w, USED)
-        ctx.set(dut.bus.we, 1)
-        ctx.set(dut.bus.cyc, 1)
-        ctx.set(dut.bus.stb, 1)
+        wishbone_request(ctx, dut.bus, dut.regs["InterruptACK"].word, we=1, dat_w=USED)
         await ctx.tick()
         assert ctx.get(dut.bus.ack)
         ctx.set(dut.device.queues[0].used, 1)
-        ctx.set(dut.bus.cyc, 0)
-        ctx.set(dut.bus.stb, 0)
+        wishbone_release(ctx, dut.bus)
         await ctx.tick()
         ctx.set(dut.device.queues[0].used, 0)
         assert await io.read(dut.regs["InterruptStatus"].offset) == USED
@@ -592,33 +586,6 @@ def test_every_register_access_is_acknowledged_in_its_documented_cycle(make, run
     run(dut, body)
 
 
-async def back_to_back(ctx, bus, accesses):
-    """Classic Wishbone at full rate: ``cyc`` never drops, and each request is set up as soon as
-    the previous ack is seen, so it is taken in the cycle after the ack cycle, the earliest a
-    master can present it. ``accesses``: ``(we, word, data)``. Returns ``(dat_r, cycles)`` of
-    each access, cycles counted from the previous ack (from the start for the first)."""
-    results = []
-    ctx.set(bus.sel, 0b1111)
-    for we, word, data in accesses:
-        ctx.set(bus.we, we)
-        ctx.set(bus.adr, word)
-        ctx.set(bus.dat_w, data)
-        ctx.set(bus.cyc, 1)
-        ctx.set(bus.stb, 1)
-        cycles = 0
-        while True:
-            await ctx.tick()
-            cycles += 1
-            assert cycles < 8, "no ack"
-            if ctx.get(bus.ack):
-                break
-        results.append((ctx.get(bus.dat_r), cycles))
-    ctx.set(bus.cyc, 0)
-    ctx.set(bus.stb, 0)
-    await ctx.tick()
-    return results
-
-
 def test_back_to_back_accesses_see_the_previous_write(make, run):
     # Writes are performed in their ack cycle; the next request, in the cycle after it, must see
     # them: a selector write steers the very next access, and a reset is done before it.
@@ -626,7 +593,7 @@ def test_back_to_back_accesses_see_the_previous_write(make, run):
     word = {r.name: r.word for r in dut.regs}
 
     async def body(ctx, io, device):
-        got = await back_to_back(ctx, dut.bus, [
+        got = await wishbone_back_to_back(ctx, dut.bus, [
             (1, word["QueueSel"], 1), (1, word["QueueDescLow"], 0x1111),
             (1, word["QueueSel"], 0), (1, word["QueueDescLow"], 0x2222),
             (1, word["QueueReady"], 1), (1, word["QueueDescLow"], 0x3333),   # ready: ignored
@@ -640,7 +607,7 @@ def test_back_to_back_accesses_see_the_previous_write(make, run):
         assert got[10][0] == 1 and got[12][0] == 1 << 5            # VERSION_1 word, then word 0
         assert ctx.get(dut.device.queues[1].desc) == 0x1111
         assert ctx.get(dut.device.queues[0].desc) == 0x2222
-        got = await back_to_back(ctx, dut.bus, [
+        got = await wishbone_back_to_back(ctx, dut.bus, [
             (1, word["Status"], Status.ACKNOWLEDGE.value), (0, word["Status"], 0),
             (1, word["Status"], 0), (0, word["Status"], 0), (0, word["QueueReady"], 0),
         ])
@@ -671,14 +638,9 @@ def test_aborted_config_read_gets_no_ack(make, run):
     dut = make()
 
     async def body(ctx, io, device):
-        ctx.set(dut.bus.adr, CONFIG_OFFSET // 4)
-        ctx.set(dut.bus.sel, 0b1111)
-        ctx.set(dut.bus.we, 0)
-        ctx.set(dut.bus.cyc, 1)
-        ctx.set(dut.bus.stb, 1)
+        wishbone_request(ctx, dut.bus, CONFIG_OFFSET // 4)
         await ctx.tick()
-        ctx.set(dut.bus.cyc, 0)             # the master gives up before the ack
-        ctx.set(dut.bus.stb, 0)
+        wishbone_release(ctx, dut.bus)      # the master gives up before the ack
         for _ in range(3):
             assert not ctx.get(dut.bus.ack)
             await ctx.tick()
