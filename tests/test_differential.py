@@ -622,6 +622,7 @@ def sequences(draw, name, max_steps=30):
 
 # --- the tests ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_gateware_matches_model(name):
     @settings(deadline=None, max_examples=EXAMPLES, database=None,
@@ -680,6 +681,7 @@ def test_mutated_interrupt_ack_is_caught():
         check("plain", ops, model_class=AckIgnored)
 
 
+@pytest.mark.slow
 def test_random_search_finds_the_mutated_vector_map():
     """The random generator itself reaches the mutation (fixed seed, a few examples)."""
     found = []

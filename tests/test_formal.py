@@ -2,9 +2,11 @@
 
 Harnesses live in :mod:`sim.formal`. Every property run is a bounded model check (``mode bmc``,
 smtbmc with yices) to the depth in ``DEPTHS`` (bus and reset 16 cycles, notifications 20, MSI 12;
-the environment variable ``VIRTIO_FORMAL_DEPTH`` overrides them); every harness's covers must all be reached (``mode cover``); and every
-property is shown to be able to fail: a mutant of each harness must FAIL and leave a trace
-``.vcd``. Work directories (logs, traces) are kept under ``build/formal/``.
+the environment variable ``VIRTIO_FORMAL_DEPTH`` overrides them); every harness's covers must all
+be reached (``mode cover``); and every property is shown to be able to fail: a mutant of each
+harness must FAIL and leave a trace ``.vcd``. Work directories (logs, traces) are kept under
+``build/formal/``, one per test (``prove_bus``, ``mutant_msi_drop_unmask``...), so parallel
+workers never share one.
 """
 
 import os
@@ -15,6 +17,11 @@ from sim.formal import BusHarness, MSIHarness, NotifyHarness, ResetHarness, run_
 from sim.waves import BUILD
 
 
+# A BMC run takes from seconds to minutes on a free core, and several times that on a loaded one:
+# more than the suite's default per-test timeout.
+pytestmark = [pytest.mark.formal, pytest.mark.timeout(3600)]
+
+
 #: BMC depth per harness (cycles). The transport-level harnesses reach every register access
 #: several times over in 16 cycles (an access takes 2); the MSI controller's state space makes
 #: depth 12 cost about 45 s, so it stops there. VIRTIO_FORMAL_DEPTH overrides all of them.
@@ -22,9 +29,11 @@ DEPTHS = {"bus": 16, "reset": 16, "notify": 20, "msi": 12}
 _OVERRIDE = os.environ.get("VIRTIO_FORMAL_DEPTH")
 
 
+WORKDIR = BUILD / "formal"
+
+
 def depth_of(name):
     return int(_OVERRIDE) if _OVERRIDE else DEPTHS[name.split("_")[0]]
-WORKDIR = BUILD / "formal"
 
 
 def sby(harness, name, mode="bmc", depth=None):

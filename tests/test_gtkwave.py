@@ -179,6 +179,7 @@ def test_apply_filters_matches_full_names_and_fails_on_a_miss(tmp_path):
         apply_filters(gtkw, [("bench.top.msi.cmd", tmp_path / "c.filter")])
 
 
+@pytest.mark.gtkwave
 @pytest.mark.parametrize("scenario", ["wired", "msi"])
 def test_real_gtkwave_opens_the_scenario_waveform(tmp_path, scenario):
     for tool in ("gtkwave", "xvfb-run", "import"):

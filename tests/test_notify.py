@@ -90,6 +90,7 @@ def index_bits_sample(n):
                   {top ^ 1 << k for k in range(top.bit_length())})
 
 
+@pytest.mark.slow
 def test_doorbells_of_1024_queues_decode_every_index_bit(make, run):
     # The largest transport, with the widest doorbell window (4 MiB): the 10-bit queue index
     # from the address (per-queue doorbells) and from the data (QueueNotify). A 1024-queue design
