@@ -1,8 +1,9 @@
 """A model of the Linux ``virtio_mmio`` driver and virtio core, register access by register access.
 
-The sequences follow the reference, section (d.1): ``virtio_mmio_probe``, ``register_virtio_device``,
-``virtio_dev_probe`` (feature negotiation with the FEATURES_OK read-back), ``vm_setup_vq``, config
-reads in a ConfigGeneration loop, ``vm_interrupt``, ``vm_del_vqs`` and ``vm_get_shm_region``.
+The sequences follow the reference, section (d.1): ``virtio_mmio_probe``,
+``register_virtio_device``, ``virtio_dev_probe`` (feature negotiation with the FEATURES_OK
+read-back), ``vm_setup_vq``, config reads in a ConfigGeneration loop, ``vm_interrupt``,
+``vm_del_vqs`` and ``vm_get_shm_region``.
 
 The model talks to an accessor with ``async read(offset, size)`` and ``async write(offset, value,
 size)`` (see :class:`sim.bus.SimMMIO`); it addresses registers by name through
@@ -192,7 +193,7 @@ class VirtioMMIODriver:
         await self.features_ok()
         return features
 
-    # --- vm_find_vqs / vm_setup_vq / vm_del_vqs -------------------------------------------------------
+    # --- vm_find_vqs / vm_setup_vq / vm_del_vqs ---------------------------------------------------
 
     async def find_notify(self):
         """v2 series ``vm_find_vqs`` step 1: with bit 39 negotiated, read the notification

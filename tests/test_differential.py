@@ -62,7 +62,7 @@ CONFIGS = {
 CONFIG_BYTES = bytes(range(0x40, 0x48))
 
 
-# --- operations -------------------------------------------------------------------------------------
+# --- operations -----------------------------------------------------------------------------------
 #
 # ("write", offset, value, sel)  ("read", offset, sel)  ("used", q)  ("config_change", off, data)
 # ("needs_reset",)  ("hold_msi",)  ("release_msi",)  ("hold_notify",)  ("release_notify",)
@@ -128,7 +128,7 @@ def apply_model(model, op):
                 device=model.device_view(), resets=model.device_resets)
 
 
-# --- the gateware side -------------------------------------------------------------------------------
+# --- the gateware side ----------------------------------------------------------------------------
 
 class _Harness(Elaboratable):
     """The transport in an explicit sync domain, so that a testbench can drive its reset."""
@@ -327,7 +327,7 @@ def closing_ops(name):
     return ops
 
 
-# --- strategies --------------------------------------------------------------------------------------
+# --- strategies -----------------------------------------------------------------------------------
 
 def _offset(model, name):
     return model.regs[name].offset
@@ -620,7 +620,7 @@ def sequences(draw, name, max_steps=30):
     return ops
 
 
-# --- the tests ---------------------------------------------------------------------------------------
+# --- the tests ------------------------------------------------------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -649,7 +649,7 @@ def test_bring_up_sequence_matches_model(name):
     check(name, ops)
 
 
-# --- the check catches a broken model ------------------------------------------------------------------
+# --- the check catches a broken model -------------------------------------------------------------
 
 class OffByOneVectorMap(TransportModel):
     """Mutant: queue q's vector is q+2 instead of q+1 (decisions.md D4)."""

@@ -177,7 +177,8 @@ def test_bad_input_table_names_only_existing_tests():
 
 @pytest.mark.parametrize("topic", [
     "undefined offset", "partial byte enables", "write-only", "read-only", "QueueSel",
-    "FeaturesSel", "SHMSel", "MsiVecSel", "QueueNum above", "QueueNum of 0", "while the queue is ready",
+    "FeaturesSel", "SHMSel", "MsiVecSel", "QueueNum above", "QueueNum of 0",
+    "while the queue is ready",
     "not offered", "VERSION_1", "middle of queue setup", "bit 40", "NO_VECTOR", "unknown MsiCmd",
     "v1 16-bit", "partial byte enables", "does not exist", "not ready", "doorbell with partial",
     "overlapping", "beyond config_size", "absent or stuck device", "aborted bus cycle",

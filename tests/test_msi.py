@@ -441,7 +441,7 @@ def test_reset_returns_sharing_maps_to_no_vector(make, run):
     run(dut, body)
 
 
-# --- bad inputs ------------------------------------------------------------------------------------
+# --- bad inputs -----------------------------------------------------------------------------------
 
 def test_msi_registers_need_bit_40(make, run):
     dut = make(msi="v2", num_queues=1)
@@ -549,7 +549,7 @@ def test_v1_sixteen_bit_registers_take_their_own_lanes(make, run):
     run(dut, body)
 
 
-# --- latency and rate -------------------------------------------------------------------------------
+# --- latency and rate -----------------------------------------------------------------------------
 
 def test_event_to_message_latency_and_sustained_rate(make, run):
     n = 8

@@ -214,7 +214,7 @@ def test_reset_drops_every_notification(make, run):
     run(dut, body)
 
 
-# --- the QueueNotify read structure (decisions.md D2) ----------------------------------------------
+# --- the QueueNotify read structure (decisions.md D2) ---------------------------------------------
 
 @pytest.mark.parametrize("base, multiplier", [(0x1000, 4), (0x200, 0), (0x2000, 0x1000)])
 def test_queue_notify_structure_appears_once_accepted(base, multiplier, make, run):
