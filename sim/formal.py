@@ -186,14 +186,14 @@ class MSIHarness(Elaboratable):
     ----------
     fair : bool
         The MSI sink is always ready (for the delivery bound); otherwise it stalls at will.
-    mutant : None or "ignore_mask" or "extra_event" or "drop_unmask"
+    mutant : None or "ignore_mask" or "extra_event" or "drop_configure"
         ``"ignore_mask"``: MASK never reaches the block; ``"extra_event"``: the block sees config
-        events the shadow does not; ``"drop_unmask"``: UNMASK never reaches the block.
+        events the shadow does not; ``"drop_configure"``: CONFIGURE never reaches the block.
     """
     BOUND = 6
 
     def __init__(self, *, fair=False, mutant=None):
-        assert mutant in (None, "ignore_mask", "extra_event", "drop_unmask")
+        assert mutant in (None, "ignore_mask", "extra_event", "drop_configure")
         self.fair = fair
         self.mutant = mutant
         self.cd = ClockDomain("sync")
@@ -226,8 +226,8 @@ class MSIHarness(Elaboratable):
         blocked = Const(0)
         if self.mutant == "ignore_mask":
             blocked = is_cmd[MsiCmdV2.MASK]
-        elif self.mutant == "drop_unmask":
-            blocked = is_cmd[MsiCmdV2.UNMASK]
+        elif self.mutant == "drop_configure":
+            blocked = is_cmd[MsiCmdV2.CONFIGURE]
         extra = AnySeq(1) if self.mutant == "extra_event" else Const(0)
         m.d.comb += [dut.command.eq(command), dut.command_valid.eq(command_valid & ~blocked),
                      dut.config_event.eq(config_event | extra)]
