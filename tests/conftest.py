@@ -52,7 +52,7 @@ def run(request):
     MSI personality, ``body(ctx, io, device, intc)`` with an :class:`InterruptControllerModel` on
     the MSI stream. Waveforms are named after the test. Returns the device model."""
     def run(dut, body, *, config=None, stall=0.0, echo_used=None, seed=0, name=None,
-            msi_stall=0.0, cycles=None):
+            msi_stall=0.0):
         if config is None:
             config = bytes(range(0x40, 0x40 + dut.config_size))
         device = DeviceModel(dut.device, config=config, stall=stall, echo_used=echo_used,
@@ -71,9 +71,8 @@ def run(request):
             await body(ctx, io, device, *extra)
             done.append(True)
 
-        bound = {} if cycles is None else dict(cycles=cycles)
         simulate(dut, testbench, processes=processes, name=name or request.node.name,
-                 traces=transport_traces(dut), **bound)
+                 traces=transport_traces(dut))
         assert done, "testbench did not finish"
         return device
     return run
