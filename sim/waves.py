@@ -2,7 +2,8 @@
 
 Waveforms are written when asked for: by the scenario always, by tests when the environment
 variable ``VIRTIO_WAVES`` is set (``VIRTIO_WAVES=1 ./run test``). They go to ``build/`` (ignored by
-git) as ``NAME.vcd`` plus ``NAME.gtkw``, a GTKWave save file with the signals grouped by interface
+git; the test suite uses one folder per test under ``build/tests/``, see :func:`waves_dir`) as
+``NAME.vcd`` plus ``NAME.gtkw``, a GTKWave save file with the signals grouped by interface
 and zoomed to fit the whole run.
 
 Registers and commands show by name: :func:`transport_traces` returns its groups together with
@@ -24,8 +25,8 @@ from pathlib import Path
 from amaranth.sim import Simulator
 
 
-
-__all__ = ["BUILD", "CLOCK_PERIOD", "members", "transport_traces", "simulate", "waves_requested",
+__all__ = ["BUILD", "CLOCK_PERIOD", "DEFAULT_CYCLES", "SimulationTimeout", "members",
+           "transport_traces", "simulate", "waves_requested", "waves_dir",
            "zoom_to_fit", "zoom_level", "Traces", "address_filter", "transport_filter",
            "command_filter", "apply_filters", "trace_names",
            "screenshot", "SCREEN", "TR_HEX", "TR_RJUSTIFY", "TR_FTRANSLATED"]
@@ -35,6 +36,11 @@ BUILD = Path(__file__).resolve().parent.parent / "build"
 
 #: Simulated clock period in seconds (100 MHz).
 CLOCK_PERIOD = 10e-9
+
+#: Cycle bound of :func:`simulate` unless a caller passes another: over three times the longest
+#: simulation of the test suite (about 60 000 cycles: tests/test_host.py's MSI command over the
+#: simulated serial line).
+DEFAULT_CYCLES = 200_000
 
 #: GTKWave's Zoom_Best_Fit for a dump ending at time T (in dump units), in a window of the size
 #: written below, is ``_BEST_FIT_OFFSET - log2(T)``: measured with GTKWave 3.3.118 on dumps of
@@ -255,8 +261,20 @@ def zoom_to_fit(gtkw_path, vcd_path):
     Path(gtkw_path).write_text(text)
 
 
+class SimulationTimeout(AssertionError):
+    """A simulation ran past its cycle bound: a testbench waits for something that never
+    happens (a handshake bug), or the bound is too small for what the test does."""
+
+
+def waves_dir():
+    """Folder waveforms are written to: ``VIRTIO_WAVES_DIR`` if set (the test suite sets one per
+    test, so parallel workers never share a file), else :data:`BUILD`."""
+    folder = os.environ.get("VIRTIO_WAVES_DIR")
+    return Path(folder) if folder else BUILD
+
+
 def simulate(dut, testbench, *, processes=(), background=(), name=None, traces=(), waves=None,
-             deadline=None):
+             cycles=DEFAULT_CYCLES):
     """Simulate ``dut`` with a clock, run ``testbench(ctx)`` to completion.
 
     Parameters
@@ -269,10 +287,15 @@ def simulate(dut, testbench, *, processes=(), background=(), name=None, traces=(
         Waveform file stem.
     waves : bool or None
         Write waveforms; ``None`` means "if ``VIRTIO_WAVES`` is set".
-    deadline : float or None
-        Stop the simulation after this many seconds of simulated time (a hang guard).
+    cycles : int
+        Cycle bound: the testbench must finish within this many clock cycles.
 
     Returns the (vcd, gtkw) paths when waveforms were written, else ``None``.
+
+    Raises
+    ------
+    SimulationTimeout
+        If the testbench is still running after ``cycles`` cycles.
     """
     sim = Simulator(dut)
     sim.add_clock(CLOCK_PERIOD)
@@ -282,35 +305,36 @@ def simulate(dut, testbench, *, processes=(), background=(), name=None, traces=(
         sim.add_testbench(process, background=True)
     sim.add_testbench(testbench)
 
-    def run():
-        if deadline is None:
-            sim.run()
-        else:
-            sim.run_until(deadline)
+    async def watchdog(ctx):
+        # One timer event, not a tick per cycle: the bound costs nothing while it is not hit.
+        await ctx.delay(cycles * CLOCK_PERIOD)
+        raise SimulationTimeout(f"simulation {name or 'sim'!r} still running after {cycles} "
+                                f"cycles: a testbench waits for something that never happens "
+                                f"(or pass a larger cycles=)")
 
+    sim.add_testbench(watchdog, background=True)
     if waves is None:
         waves = waves_requested()
     if not waves:
-        run()
+        sim.run()
         return None
-    BUILD.mkdir(exist_ok=True)
+    folder = waves_dir()
+    folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "sim")
-    vcd, gtkw = BUILD / f"{stem}.vcd", BUILD / f"{stem}.gtkw"
+    vcd, gtkw = folder / f"{stem}.vcd", folder / f"{stem}.gtkw"
     with sim.write_vcd(str(vcd), str(gtkw), traces=traces):
-        run()
+        sim.run()
     zoom_to_fit(gtkw, vcd)
     filters, files = [], set()
     for signal, text in getattr(traces, "filters", ()):
-        path, index = BUILD / f"{stem}.{signal.name}.filter", 1
+        path, index = folder / f"{stem}.{signal.name}.filter", 1
         while path in files:        # two filtered signals of the same name
-            path, index = BUILD / f"{stem}.{signal.name}_{index}.filter", index + 1
+            path, index = folder / f"{stem}.{signal.name}_{index}.filter", index + 1
         files.add(path)
         path.write_text(text)
         filters.append((trace_names(sim, signal), path))
     apply_filters(gtkw, filters)
     return vcd, gtkw
-
-
 
 
 #: Screen of the virtual X server the screenshots are taken on.

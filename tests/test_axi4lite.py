@@ -10,19 +10,16 @@ from amaranth.lib import wiring
 from hw.axi4lite import AXI4LiteMSIMaster, AXI4LiteToWishbone, Response, Signature
 from hw.regmap import CONFIG_OFFSET, MAGIC, Status
 from sim.axi4lite import AXIMMIO, AXIWriteSink, axi_read, axi_write
-from sim.bus import CycleCounter
+from sim.bus import CycleCounter, stream_send
 from sim.device import DeviceModel
 from sim.driver import VirtioMMIODriver
 from sim.waves import Traces, members, simulate, transport_filter, transport_traces
 
-from helpers import (caller_test_name, make, undefined_offsets, check_linux_sequence,
-                     LINUX_TEST_FEATURES)
-
 
 class AXITop(Elaboratable):
-    """Test wiring: the transport behind an AXI4-Lite bridge."""
-    def __init__(self, **params):
-        self.transport = make(**params)
+    """Test wiring: ``transport`` behind an AXI4-Lite bridge."""
+    def __init__(self, transport):
+        self.transport = transport
         self.bridge = AXI4LiteToWishbone(addr_width=len(self.transport.bus.adr) + 2)
         self.axi = self.bridge.axi
 
@@ -41,9 +38,20 @@ def traces(top):
                   filters=[(top.axi.awaddr, names), (top.axi.araddr, names)] + groups.filters)
 
 
-def run_axi(top, body, *, config=None, echo_used=None):
-    """Run ``body(ctx, io, device, bus_log)`` against ``top``; ``bus_log`` counts Wishbone
-    requests."""
+@pytest.fixture
+def axi_top(make):
+    """``axi_top(**params)``: an :class:`AXITop` around ``make(**params)``."""
+    return lambda **params: AXITop(make(**params))
+
+
+@pytest.fixture
+def run_axi(request):
+    """``run_axi(top, body, ...)``: run ``body(ctx, io, device, bus_log)`` against ``top``;
+    ``bus_log`` counts Wishbone requests."""
+    return lambda top, body, **kwargs: _run_axi(top, body, name=request.node.name, **kwargs)
+
+
+def _run_axi(top, body, *, name, config=None, echo_used=None):
     dut = top.transport
     if config is None:
         config = bytes(range(0x40, 0x40 + dut.config_size))
@@ -62,7 +70,7 @@ def run_axi(top, body, *, config=None, echo_used=None):
         await body(ctx, AXIMMIO(ctx, top.axi), device, requests)
         done.append(True)
 
-    simulate(top, testbench, processes=[device.run, clock.run, watch], name=caller_test_name(),
+    simulate(top, testbench, processes=[device.run, clock.run, watch], name=name,
              traces=traces(top))
     assert done, "testbench did not finish"
     return device
@@ -105,8 +113,8 @@ def test_msi_master_rejects_bad_address_widths(bad, error):
         AXI4LiteMSIMaster(addr_width=bad)
 
 
-def test_bridge_ports_connect_to_the_transport():
-    top = AXITop()
+def test_bridge_ports_connect_to_the_transport(axi_top):
+    top = axi_top()
     assert top.bridge.wb.signature == top.transport.bus.signature.flip()
     assert top.axi.signature == Signature(addr_width=len(top.transport.bus.adr) + 2).flip()
 
@@ -121,16 +129,16 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("params", CONFIGS)
-def test_linux_sequence_over_axi4_lite(params):
+def test_linux_sequence_over_axi4_lite(params, axi_top, run_axi, linux_sequence):
     # the driver sequence of tests/test_driver.py, through the AXI4-Lite bridge
-    top = AXITop(device_features=LINUX_TEST_FEATURES, queue_size_max=256, **params)
+    top = axi_top(device_features=linux_sequence.FEATURES, queue_size_max=256, **params)
     dut = top.transport
     config = bytes((7 * i + 3) & 0xff for i in range(params["config_size"]))
     notification = "notify_base" in params
 
     async def body(ctx, io, device, requests):
         drv = VirtioMMIODriver(io, notification=notification)
-        await check_linux_sequence(ctx, drv, dut, device, config=config)
+        await linux_sequence.check(ctx, drv, dut, device, config=config)
         if notification:
             assert drv.notify_offset(1) == dut.doorbell(1) != dut.regs["QueueNotify"].offset
         assert set(io.responses) == {Response.OKAY}
@@ -139,8 +147,8 @@ def test_linux_sequence_over_axi4_lite(params):
 
 # --- responses ----------------------------------------------------------------------------------
 
-def test_unaligned_addresses_get_slverr_and_do_not_touch_the_bus():
-    top = AXITop()
+def test_unaligned_addresses_get_slverr_and_do_not_touch_the_bus(axi_top, run_axi):
+    top = axi_top()
     regs = top.transport.regs
 
     async def body(ctx, io, device, requests):
@@ -155,8 +163,8 @@ def test_unaligned_addresses_get_slverr_and_do_not_touch_the_bus():
     run_axi(top, body)
 
 
-def test_out_of_range_addresses_read_zero_okay_like_wishbone():
-    top = AXITop(config_size=16)
+def test_out_of_range_addresses_read_zero_okay_like_wishbone(undefined_offsets, axi_top, run_axi):
+    top = axi_top(config_size=16)
     dut = top.transport
     last = (1 << top.bridge.addr_width) - 4
 
@@ -172,8 +180,8 @@ def test_out_of_range_addresses_read_zero_okay_like_wishbone():
 
 
 @pytest.mark.parametrize("aw_delay, w_delay", [(0, 0), (0, 3), (3, 0), (2, 5)])
-def test_write_waits_for_both_address_and_data(aw_delay, w_delay):
-    top = AXITop()
+def test_write_waits_for_both_address_and_data(aw_delay, w_delay, axi_top, run_axi):
+    top = axi_top()
     status = top.transport.regs["Status"]
 
     async def body(ctx, io, device, requests):
@@ -185,8 +193,8 @@ def test_write_waits_for_both_address_and_data(aw_delay, w_delay):
     run_axi(top, body)
 
 
-def test_latency():
-    top = AXITop(config_size=16)
+def test_latency(axi_top, run_axi):
+    top = axi_top(config_size=16)
     regs = top.transport.regs
 
     async def body(ctx, io, device, requests):
@@ -199,8 +207,8 @@ def test_latency():
     run_axi(top, body)
 
 
-def test_reads_and_writes_alternate_when_both_wait():
-    top = AXITop()
+def test_reads_and_writes_alternate_when_both_wait(axi_top, run_axi):
+    top = axi_top()
     axi = top.axi
     regs = top.transport.regs
 
@@ -232,7 +240,7 @@ def test_reads_and_writes_alternate_when_both_wait():
 
 @pytest.mark.parametrize("stall, addr_width", [(0.0, 64), (0.5, 64), (0.8, 32)],
                          ids=["no-backpressure", "half", "heavy-32bit"])
-def test_msi_master_performs_every_message_in_order(stall, addr_width):
+def test_msi_master_performs_every_message_in_order(stall, addr_width, request):
     dut = AXI4LiteMSIMaster(addr_width=addr_width)
     sink = AXIWriteSink(dut.axi, stall=stall, seed=7)
     rng = random.Random(1)
@@ -247,16 +255,13 @@ def test_msi_master_performs_every_message_in_order(stall, addr_width):
 
     async def testbench(ctx):
         for address, data in messages:
-            ctx.set(dut.msi.payload, {"address": address, "data": data})
-            ctx.set(dut.msi.valid, 1)
-            await ctx.tick().until(dut.msi.ready)
-            ctx.set(dut.msi.valid, 0)
+            await stream_send(ctx, dut.msi, {"address": address, "data": data})
             for _ in range(rng.randrange(3)):
                 await ctx.tick()
         for _ in range(64):
             await ctx.tick()
 
-    simulate(dut, testbench, processes=[sink.run, watch], name=caller_test_name(),
+    simulate(dut, testbench, processes=[sink.run, watch], name=request.node.name,
              traces={"MSI": members(dut.msi), "AXI4-Lite": members(dut.axi)})
     mask = (1 << addr_width) - 1
     assert [(w.addr, w.data, w.strb) for w in sink.writes] == \
@@ -264,7 +269,7 @@ def test_msi_master_performs_every_message_in_order(stall, addr_width):
     assert errors == []
 
 
-def test_msi_master_flags_error_responses():
+def test_msi_master_flags_error_responses(request):
     dut = AXI4LiteMSIMaster()
     sink = AXIWriteSink(dut.axi, response=Response.SLVERR)
     errors = []
@@ -274,13 +279,10 @@ def test_msi_master_flags_error_responses():
             errors.append(error)
 
     async def testbench(ctx):
-        ctx.set(dut.msi.payload, {"address": 0xfee0_0000, "data": 0x41})
-        ctx.set(dut.msi.valid, 1)
-        await ctx.tick().until(dut.msi.ready)
-        ctx.set(dut.msi.valid, 0)
+        await stream_send(ctx, dut.msi, {"address": 0xfee0_0000, "data": 0x41})
         for _ in range(16):
             await ctx.tick()
 
-    simulate(dut, testbench, processes=[sink.run, watch], name=caller_test_name())
+    simulate(dut, testbench, processes=[sink.run, watch], name=request.node.name)
     assert len(sink.writes) == 1
     assert sum(errors) == 1

@@ -9,6 +9,8 @@ from boards.build import build_board, tool_env
 from boards.top import BOARDS, BoardTop
 
 
+@pytest.mark.fpga
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("board", sorted(BOARDS))
 def test_bitstream_builds_and_meets_the_board_clock(board, tmp_path):
     result = build_board(board, build_dir=tmp_path / board, echo=lambda text: None)
@@ -91,6 +93,8 @@ def test_critical_path_summary_and_markdown():
     assert "## iCE40 HX8K: target missed" in text and "core.bus__adr[3]" in text
 
 
+@pytest.mark.fpga
+@pytest.mark.timeout(1800)
 def test_msi_table_in_memory_costs_fewer_luts_than_flip_flops():
     # the measurement behind the hw.msi docstring: both builds differ, and the memory wins
     from boards.build import use_yowasp

@@ -6,6 +6,7 @@ from amaranth.lib import wiring
 
 from hw.soc.bridge import (CMD_READ, RESP_ERROR, RESP_READ, RESP_WRITE, Error, UARTBridge)
 from boards.host import encode_read, encode_write
+from sim.bus import stream_receive, stream_send
 from sim.serial import simulate_soc
 from sim.waves import simulate
 
@@ -137,31 +138,19 @@ def test_bus_timeout_drops_the_cycle_and_reports_it():
     dut = Unanswered()
     bridge = dut.bridge
 
-    async def send(ctx, data):
-        ctx.set(bridge.rx.valid, 1)
-        for byte in data:
-            ctx.set(bridge.rx.payload, byte)
-            await ctx.tick().until(bridge.rx.ready)
-        ctx.set(bridge.rx.valid, 0)
-
-    async def receive(ctx, n):
-        ctx.set(bridge.tx.ready, 1)
-        got = []
-        for _ in range(n):
-            (payload,) = await ctx.tick().sample(bridge.tx.payload).until(bridge.tx.valid)
-            got.append(payload)
-        ctx.set(bridge.tx.ready, 0)
-        return bytes(got)
-
     async def testbench(ctx):
-        await send(ctx, encode_write(3, 0xdead_beef))
+        for byte in encode_write(3, 0xdead_beef):
+            await stream_send(ctx, bridge.rx, byte)
         cycles = 0
-        while not ctx.get(bridge.tx.valid):
+        for _ in range(64):
+            if ctx.get(bridge.tx.valid):
+                break
             cycles += ctx.get(bridge.bus.cyc)
             await ctx.tick()
         assert 19 <= cycles <= 22
         assert not ctx.get(bridge.bus.cyc) and not ctx.get(bridge.bus.stb)
-        assert await receive(ctx, 2) == error(Error.BUS_TIMEOUT)
+        got = await stream_receive(ctx, bridge.tx, 2, what="error response byte")
+        assert bytes(got) == error(Error.BUS_TIMEOUT)
 
     simulate(dut, testbench, name="bridge_bus_timeout")
 

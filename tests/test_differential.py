@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hw import VirtioMMIOTransport
 from hw.regmap import CONFIG_OFFSET, NO_VECTOR, Feature, MsiCmdV2, MsiOpV1, Status
-from sim.bus import wishbone_read, wishbone_write
-from sim.device import DeviceModel
+from sim.bus import wishbone_read, wishbone_release, wishbone_request, wishbone_write
+from sim.device import DeviceModel, device_view
 from sim.intc import InterruptControllerModel
 from sim.model import TransportModel
 
@@ -62,7 +62,7 @@ CONFIGS = {
 CONFIG_BYTES = bytes(range(0x40, 0x48))
 
 
-# --- operations -------------------------------------------------------------------------------------
+# --- operations -----------------------------------------------------------------------------------
 #
 # ("write", offset, value, sel)  ("read", offset, sel)  ("used", q)  ("config_change", off, data)
 # ("needs_reset",)  ("hold_msi",)  ("release_msi",)  ("hold_notify",)  ("release_notify",)
@@ -128,7 +128,7 @@ def apply_model(model, op):
                 device=model.device_view(), resets=model.device_resets)
 
 
-# --- the gateware side -------------------------------------------------------------------------------
+# --- the gateware side ----------------------------------------------------------------------------
 
 class _Harness(Elaboratable):
     """The transport in an explicit sync domain, so that a testbench can drive its reset."""
@@ -218,11 +218,7 @@ class GatewareRunner:
 
     def _observe(self, ctx, value, latency):
         dut = self.dut
-        dev = dut.device
-        view = {"status": ctx.get(dev.status.as_value()), "features": ctx.get(dev.features)}
-        for q in range(dut.num_queues):
-            for member in ("ready", "size", "desc", "driver", "device"):
-                view[f"queue{q}.{member}"] = ctx.get(getattr(dev.queues[q], member))
+        view = device_view(ctx, dut.device)
         messages = Counter(self.intc.take()) if self.intc is not None else Counter()
         notifications = Counter((n.queue, n.next_off, n.next_wrap)
                                 for n in self.device.notifications)
@@ -331,7 +327,7 @@ def closing_ops(name):
     return ops
 
 
-# --- strategies --------------------------------------------------------------------------------------
+# --- strategies -----------------------------------------------------------------------------------
 
 def _offset(model, name):
     return model.regs[name].offset
@@ -624,8 +620,9 @@ def sequences(draw, name, max_steps=30):
     return ops
 
 
-# --- the tests ---------------------------------------------------------------------------------------
+# --- the tests ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_gateware_matches_model(name):
     @settings(deadline=None, max_examples=EXAMPLES, database=None,
@@ -652,7 +649,7 @@ def test_bring_up_sequence_matches_model(name):
     check(name, ops)
 
 
-# --- the check catches a broken model ------------------------------------------------------------------
+# --- the check catches a broken model -------------------------------------------------------------
 
 class OffByOneVectorMap(TransportModel):
     """Mutant: queue q's vector is q+2 instead of q+1 (decisions.md D4)."""
@@ -684,6 +681,7 @@ def test_mutated_interrupt_ack_is_caught():
         check("plain", ops, model_class=AckIgnored)
 
 
+@pytest.mark.slow
 def test_random_search_finds_the_mutated_vector_map():
     """The random generator itself reaches the mutation (fixed seed, a few examples)."""
     found = []
@@ -723,7 +721,7 @@ def test_msi_vec_sel_resets_to_vector_0():
 
 
 def test_vector_masked_while_staged_is_not_sent():
-    """Found by the differential suite and sim/formal.py MSIHarness(strict_mask=True), a
+    """Found by the differential suite and sim/formal.py MSIHarness (its mask check), a
     regression of 03ea790 (the two-stage MSI sender). decisions.md D5: an event for a masked
     vector only pends; UNMASK sends it. With the sink stalled on vector 1's message, vector 2 is
     already chosen for the sender's second stage; MASK of vector 2 must still stop it."""
@@ -736,9 +734,9 @@ def test_vector_masked_while_staged_is_not_sent():
 
 @pytest.mark.parametrize("cycle", [0, 1], ids=["request-cycle", "ack-cycle"])
 def test_event_in_the_cycle_of_disable_is_folded(cycle):
-    """Found by sim/formal.py MSIHarness(same_cycle_disable=True). decisions.md D6: DISABLE folds
-    every pending event into InterruptStatus, "mode switches lose nothing". A used-buffer event
-    in the very cycle of the MsiCmd=DISABLE write was once neither sent as MSI nor folded. The
+    """Found by sim/formal.py MSIHarness (events in the DISABLE cycle). decisions.md D6: DISABLE
+    folds every pending event into InterruptStatus, "mode switches lose nothing". A used-buffer
+    event in the very cycle of the MsiCmd=DISABLE write was once neither sent as MSI nor folded. The
     write is performed in its ack cycle (request cycle + 1): an event in the request cycle is
     still MSI's (pending, then folded); one in the ack cycle goes to InterruptStatus directly."""
     from hw.regmap import InterruptBit
@@ -764,19 +762,13 @@ def test_event_in_the_cycle_of_disable_is_folded(cycle):
         await write("QueueReady", 1)
         # DISABLE presented in cycle N, with a used-buffer event in cycle N + `cycle`.
         messages = 0
-        ctx.set(bus.adr, regs["MsiCmd"].word)
-        ctx.set(bus.dat_w, MsiCmdV2.DISABLE.value)
-        ctx.set(bus.we, 1)
-        ctx.set(bus.sel, 0b1111)
-        ctx.set(bus.cyc, 1)
-        ctx.set(bus.stb, 1)
+        wishbone_request(ctx, bus, regs["MsiCmd"].word, we=1, dat_w=MsiCmdV2.DISABLE.value)
         for now in range(2):
             ctx.set(dut.device.queues[0].used, now == cycle)
             await ctx.tick()
             messages += ctx.get(dut.msi.valid)
             if ctx.get(bus.ack):
-                ctx.set(bus.cyc, 0)
-                ctx.set(bus.stb, 0)
+                wishbone_release(ctx, bus)
         ctx.set(dut.device.queues[0].used, 0)
         for _ in range(8):
             messages += ctx.get(dut.msi.valid)

@@ -6,8 +6,6 @@ from hw.regmap import CONFIG_OFFSET, Feature
 from sim.driver import (DriverError, FeaturesRefused, NoDevice, VirtioMMIODriver,
                         LINUX_TRANSPORT_FEATURES)
 
-from helpers import make, run, check_linux_sequence, LINUX_TEST_FEATURES
-
 
 CONFIGS = [
     pytest.param(dict(num_queues=q, config_size=c, shm_regions=s),
@@ -17,17 +15,17 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("params", CONFIGS)
-def test_linux_sequence(params):
-    dut = make(device_features=LINUX_TEST_FEATURES, queue_size_max=256, **params)
+def test_linux_sequence(params, make, run, linux_sequence):
+    dut = make(device_features=linux_sequence.FEATURES, queue_size_max=256, **params)
     config = bytes((7 * i + 3) & 0xff for i in range(params["config_size"]))
 
     async def body(ctx, io, device):
-        await check_linux_sequence(ctx, VirtioMMIODriver(io), dut, device, config=config,
+        await linux_sequence.check(ctx, VirtioMMIODriver(io), dut, device, config=config,
                                    shm_regions=params["shm_regions"])
     run(dut, body, config=config, echo_used=2)
 
 
-def test_config_read_retries_when_generation_changes():
+def test_config_read_retries_when_generation_changes(make, run):
     dut = make(config_size=16)
 
     async def body(ctx, io, device):
@@ -51,7 +49,7 @@ def test_config_read_retries_when_generation_changes():
     run(dut, body)
 
 
-def test_placeholder_device_is_skipped():
+def test_placeholder_device_is_skipped(make, run):
     dut = make(device_id=0)
 
     async def body(ctx, io, device):
@@ -60,7 +58,7 @@ def test_placeholder_device_is_skipped():
     run(dut, body)
 
 
-def test_device_refuses_features_it_did_not_offer():
+def test_device_refuses_features_it_did_not_offer(make, run):
     dut = make()
 
     async def body(ctx, io, device):
@@ -73,7 +71,7 @@ def test_device_refuses_features_it_did_not_offer():
     run(dut, body)
 
 
-def test_queue_already_ready_is_refused():
+def test_queue_already_ready_is_refused(make, run):
     dut = make()
 
     async def body(ctx, io, device):
@@ -84,7 +82,7 @@ def test_queue_already_ready_is_refused():
     run(dut, body)
 
 
-def test_mainline_driver_strips_the_notification_feature():
+def test_mainline_driver_strips_the_notification_feature(make, run):
     dut = make(notify_base=0x1000, notify_multiplier=4)
 
     async def body(ctx, io, device):
@@ -106,7 +104,7 @@ def test_linux_transport_filter_matches_reference():
     assert Feature.VERSION_1 in LINUX_TRANSPORT_FEATURES
 
 
-def test_device_side_inputs_tied_to_zero_give_a_working_idle_device():
+def test_device_side_inputs_tied_to_zero_give_a_working_idle_device(make):
     from sim.bus import SimMMIO
     from sim.waves import simulate
     dut = make(config_size=8)

@@ -75,6 +75,7 @@ def icarus(tmp_path, component, path, bus):
                           timeout=120).stdout
 
 
+@pytest.mark.verilog
 @pytest.mark.parametrize("params", CONFIGS)
 def test_exported_verilog_passes_the_probe_testbench_in_icarus(tmp_path, params):
     component, path = exported(tmp_path, params)
@@ -83,6 +84,7 @@ def test_exported_verilog_passes_the_probe_testbench_in_icarus(tmp_path, params)
     assert f"ok   MagicValue = {MAGIC:08x}" in out
 
 
+@pytest.mark.verilog
 @pytest.mark.parametrize("params", [CONFIGS[0], CONFIGS[2]])
 def test_axi4lite_export_passes_the_probe_testbench_in_icarus(tmp_path, params):
     component, path = exported(tmp_path, params, bus="axi4lite")
@@ -92,6 +94,8 @@ def test_axi4lite_export_passes_the_probe_testbench_in_icarus(tmp_path, params):
     assert "ok   unaligned read: SLVERR" in out
 
 
+@pytest.mark.verilog
+@pytest.mark.slow
 @pytest.mark.parametrize("bus", ["wishbone", "axi4lite"])
 def test_exported_verilog_passes_the_probe_testbench_in_verilator(tmp_path, bus):
     # Installed here and by ./run test on fresh machines: its absence is a failure, not a skip.

@@ -11,10 +11,8 @@ from amaranth.hdl import Elaboratable, Module, Signal
 
 from hw.regmap import MsiCmdV2, RegisterMap
 from sim.scenario import run_msi_scenario, run_scenario
-from sim.waves import (BUILD, SCREEN, TR_FTRANSLATED, Traces, address_filter, apply_filters,
+from sim.waves import (SCREEN, TR_FTRANSLATED, Traces, address_filter, apply_filters,
                        command_filter, screenshot, simulate, transport_traces)
-
-from helpers import make, run
 
 
 def filter_of(gtkw, trace):
@@ -41,14 +39,15 @@ def test_scenario_waveform_names_registers_on_the_host_bus():
     assert table["401"] == "Doorbell[q1]"          # the scenario's doorbells at 0x1000, step 4
 
 
-def test_test_waveforms_carry_the_filter_too(monkeypatch):
+def test_test_waveforms_carry_the_filter_too(monkeypatch, make, run, waves_dir):
     monkeypatch.setenv("VIRTIO_WAVES", "1")
     dut = make()
 
     async def body(ctx, io, device):
         await io.read(dut.regs["MagicValue"].offset)
     run(dut, body, name="gtkwave_helpers")
-    path, _ = filter_of(BUILD / "gtkwave_helpers.gtkw", "bus__adr")
+    path, _ = filter_of(waves_dir / "gtkwave_helpers.gtkw", "bus__adr")
+    assert path.parent == waves_dir             # one folder per test: no worker shares a file
     assert "QueueReady" in path.read_text()
 
 
@@ -108,14 +107,15 @@ def test_command_filter_defaults_to_the_msicmd_register_width():
     assert filter_table(command_filter())["00000003"] == "CONFIGURE"
 
 
-def test_wired_transport_has_no_msi_command_trace():
+def test_wired_transport_has_no_msi_command_trace(make):
     traces = transport_traces(make())
     assert "MSI commands" not in traces
     assert len(traces.filters) == 1
 
 
 @pytest.mark.parametrize("msi", ["v2", "v1"])
-def test_msi_waveform_names_commands_on_the_controller_command_only(monkeypatch, msi):
+def test_msi_waveform_names_commands_on_the_controller_command_only(monkeypatch, msi, make, run,
+                                                                    waves_dir):
     monkeypatch.setenv("VIRTIO_WAVES", "1")
     dut = make(msi=msi)
 
@@ -123,7 +123,7 @@ def test_msi_waveform_names_commands_on_the_controller_command_only(monkeypatch,
         await io.read(dut.regs["MagicValue"].offset)
     name = f"gtkwave_msi_{msi}"
     run(dut, body, name=name)
-    vcd, gtkw = BUILD / f"{name}.vcd", BUILD / f"{name}.gtkw"
+    vcd, gtkw = waves_dir / f"{name}.vcd", waves_dir / f"{name}.gtkw"
     found = filtered_traces(gtkw)
     ids = vcd_ids(vcd)
     command = [trace for trace in found if trace != "bench.top.bus__adr"]
@@ -141,8 +141,8 @@ def test_msi_waveform_names_commands_on_the_controller_command_only(monkeypatch,
 
 class CommandHarness(Elaboratable):
     """An MSI transport next to an unrelated signal also named ``command``."""
-    def __init__(self):
-        self.transport = make(msi="v2")
+    def __init__(self, transport):
+        self.transport = transport
         self.command = Signal(3)
 
     def elaborate(self, platform):
@@ -152,8 +152,8 @@ class CommandHarness(Elaboratable):
         return m
 
 
-def test_filter_goes_to_its_signal_not_to_another_of_the_same_name():
-    top = CommandHarness()
+def test_filter_goes_to_its_signal_not_to_another_of_the_same_name(make):
+    top = CommandHarness(make(msi="v2"))
     groups = transport_traces(top.transport)
     traces = Traces({"harness": [top.command], **groups}, filters=groups.filters)
 
@@ -179,6 +179,7 @@ def test_apply_filters_matches_full_names_and_fails_on_a_miss(tmp_path):
         apply_filters(gtkw, [("bench.top.msi.cmd", tmp_path / "c.filter")])
 
 
+@pytest.mark.gtkwave
 @pytest.mark.parametrize("scenario", ["wired", "msi"])
 def test_real_gtkwave_opens_the_scenario_waveform(tmp_path, scenario):
     for tool in ("gtkwave", "xvfb-run", "import"):

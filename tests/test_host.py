@@ -74,6 +74,7 @@ def test_sub_word_accesses_use_byte_enables():
     assert line.frames == [encode_read(0x40, 0b1100), encode_write(0x40, 0xab00, 0b0010)]
 
 
+@pytest.mark.slow
 def test_driver_probes_and_brings_up_the_device_over_the_serial_line():
     async def body(ctx, line, soc, monitor):
         io = BridgeMMIO(line)
@@ -120,6 +121,7 @@ def test_garbage_on_the_line_is_recovered_by_a_retry():
     simulate_soc(body, transport=_no_msi())
 
 
+@pytest.mark.slow
 def test_msi_command_records_one_message_per_event():
     async def body(ctx, line, soc, monitor):
         assert soc.has_msi
@@ -137,6 +139,7 @@ def test_msi_command_records_one_message_per_event():
     simulate_soc(body)
 
 
+@pytest.mark.slow
 def test_bringup_command_reports_interrupts():
     async def body(ctx, line, soc, monitor):
         io = BridgeMMIO(line)

@@ -11,8 +11,6 @@ from sim.bus import wishbone_write
 from sim.driver import VirtioMMIODriver
 from sim.waves import simulate
 
-from helpers import make, run, off, accept, make_ready, settle as settle_for
-
 
 VERSION_1 = 1 << Feature.VERSION_1
 MSI_F = 1 << Feature.MMIO_MSI
@@ -25,37 +23,17 @@ def message(vector):
 
 
 async def settle(ctx, cycles=6):
-    await settle_for(ctx, cycles)
+    await ctx.tick().repeat(cycles)
 
 
-async def negotiate_msi(io, dut):
-    await accept(io, dut, VERSION_1 | MSI_F)
-
-
-async def command(io, dut, cmd, vector=None):
-    if vector is not None:
-        await io.write(off(dut, "MsiVecSel"), vector)
-    await io.write(off(dut, "MsiCmd"), MsiCmdV2(cmd).value)
-
-
-async def configure(io, dut, vector, address=None, data=None):
-    if address is None:
-        address, data = message(vector)
-    await io.write(off(dut, "MsiVecSel"), vector)
-    await io.write(off(dut, "MsiAddrLow"), address & 0xffff_ffff)
-    await io.write(off(dut, "MsiAddrHigh"), address >> 32)
-    await io.write(off(dut, "MsiData"), data)
-    await io.write(off(dut, "MsiCmd"), MsiCmdV2.CONFIGURE.value)
-
-
-async def v2_up(io, dut, *, configure_all=True):
+async def v2_up(drv, dut, *, configure_all=True):
     """Negotiate bit 40, configure every vector, ENABLE, make every queue ready."""
-    await negotiate_msi(io, dut)
+    await drv.write_features(VERSION_1 | MSI_F)
     if configure_all:
         for v in range(dut.msi_vectors):
-            await configure(io, dut, v)
-    await command(io, dut, MsiCmdV2.ENABLE)
-    await make_ready(io, dut, range(dut.num_queues))
+            await drv.msi_write_msg(v, *message(v))
+    await drv.msi_command(MsiCmdV2.ENABLE)
+    await drv.enable_queues(range(dut.num_queues))
 
 
 # --- construction -------------------------------------------------------------------------------
@@ -71,12 +49,12 @@ async def v2_up(io, dut, *, configure_all=True):
     (dict(msi_vectors=4), r"msi_vectors and msi_sharing need msi='v2' or msi='v1'"),
     (dict(msi="v2", msi_sharing=1), r"msi_sharing must be a bool, not 1"),
 ])
-def test_constructor_refuses(params, message):
+def test_constructor_refuses(params, message, make):
     with pytest.raises(ValueError, match=message):
         make(**params)
 
 
-def test_msi_feature_offered_only_by_v2():
+def test_msi_feature_offered_only_by_v2(make):
     assert make(msi="v2").features & MSI_F
     assert not make(msi="v1").features & MSI_F
     assert not make().features & MSI_F
@@ -86,7 +64,7 @@ def test_msi_feature_offered_only_by_v2():
 
 @pytest.mark.parametrize("num_queues", [1, 4])
 @pytest.mark.parametrize("mode", ["v2-non-sharing", "v2-sharing", "v1"])
-def test_every_event_sends_its_message(mode, num_queues):
+def test_every_event_sends_its_message(mode, num_queues, make, run):
     personality = mode[:2]
     sharing = mode == "v2-sharing"
     params = dict(msi=personality, num_queues=num_queues, queue_size_max=16)
@@ -99,7 +77,7 @@ def test_every_event_sends_its_message(mode, num_queues):
         drv = VirtioMMIODriver(io, msi=personality)
         await drv.bring_up(queues=range(num_queues), msi_messages=messages)
         if personality == "v2":
-            state = await io.read(off(dut, "MsiState"))
+            state = await io.read(dut.regs["MsiState"].offset)
             assert state >> MsiStateBit.ENABLED & 1 and state >> MsiStateBit.ENABLED_LINUX & 1
             assert bool(state >> MsiStateBit.SHARING & 1) == sharing
         for q in range(num_queues):
@@ -111,50 +89,52 @@ def test_every_event_sends_its_message(mode, num_queues):
         await settle(ctx)
         assert intc.take() == [messages[0]]
         assert not ctx.get(dut.irq)
-        assert await io.read(off(dut, "InterruptStatus")) == 0
+        assert await io.read(dut.regs["InterruptStatus"].offset) == 0
     run(dut, body)
 
 
 @pytest.mark.parametrize("sharing", [False, True])
-def test_msi_state_mirrors_each_flag_in_both_places(sharing):
+def test_msi_state_mirrors_each_flag_in_both_places(sharing, make, run):
     dut = make(msi="v2", num_queues=1, msi_sharing=sharing)
     flag = lambda bit: 1 << bit
 
     async def body(ctx, io, device, intc):
-        await negotiate_msi(io, dut)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await drv.write_features(VERSION_1 | MSI_F)
         share = (flag(MsiStateBit.SHARING) | flag(MsiStateBit.SHARING_LINUX)) if sharing else 0
-        assert await io.read(off(dut, "MsiState")) == share
-        await command(io, dut, MsiCmdV2.ENABLE)
-        assert await io.read(off(dut, "MsiState")) == \
+        assert await io.read(dut.regs["MsiState"].offset) == share
+        await drv.msi_command(MsiCmdV2.ENABLE)
+        assert await io.read(dut.regs["MsiState"].offset) == \
             share | flag(MsiStateBit.ENABLED) | flag(MsiStateBit.ENABLED_LINUX)
-        assert await io.read(off(dut, "MsiVecNum")) == dut.msi_vectors
+        assert await io.read(dut.regs["MsiVecNum"].offset) == dut.msi_vectors
     run(dut, body)
 
 
-def test_linux_v2_teardown_bug_leaves_msi_on_until_reset():
+def test_linux_v2_teardown_bug_leaves_msi_on_until_reset(make, run):
     dut = make(msi="v2", num_queues=2)
 
     async def body(ctx, io, device, intc):
         drv = VirtioMMIODriver(io, msi="v2")
         await drv.bring_up(queues=range(2), msi_messages=[message(v) for v in range(3)])
         await drv.free_msi_v2(linux_bug=True)            # sends ENABLE, not DISABLE
-        assert await io.read(off(dut, "MsiState")) >> MsiStateBit.ENABLED & 1
+        assert await io.read(dut.regs["MsiState"].offset) >> MsiStateBit.ENABLED & 1
         await drv.reset()
-        await negotiate_msi(io, dut)
-        assert await io.read(off(dut, "MsiState")) == 0
+        await drv.write_features(VERSION_1 | MSI_F)
+        assert await io.read(dut.regs["MsiState"].offset) == 0
     run(dut, body)
 
 
 # --- every vector: mask, pending, configure, NO_VECTOR ------------------------------------------
 
-def test_masked_events_pend_and_are_delivered_once_on_unmask_for_every_vector():
+def test_masked_events_pend_and_are_delivered_once_on_unmask_for_every_vector(make, run):
     n = 8
     dut = make(msi="v2", num_queues=n, queue_size_max=16)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
         for v in range(n + 1):
-            await command(io, dut, MsiCmdV2.MASK, v)
+            await drv.msi_command(MsiCmdV2.MASK, v)
         for q in range(n):
             device.raise_used(q)
             device.raise_used(q, delay=3)                # two events: one message
@@ -162,7 +142,7 @@ def test_masked_events_pend_and_are_delivered_once_on_unmask_for_every_vector():
         await settle(ctx, 10)
         assert intc.take() == []
         for v in reversed(range(n + 1)):
-            await command(io, dut, MsiCmdV2.UNMASK, v)
+            await drv.msi_command(MsiCmdV2.UNMASK, v)
             await settle(ctx, 3)
             assert intc.take() == [message(v)], v
         await settle(ctx, 10)
@@ -170,46 +150,49 @@ def test_masked_events_pend_and_are_delivered_once_on_unmask_for_every_vector():
     run(dut, body)
 
 
-def test_events_before_configure_are_delivered_on_configure_for_every_vector():
+def test_events_before_configure_are_delivered_on_configure_for_every_vector(make, run):
     n = 8
     dut = make(msi="v2", num_queues=n, queue_size_max=16)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut, configure_all=False)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut, configure_all=False)
         for q in range(n):
             device.raise_used(q)
         device.change_config()
         await settle(ctx, 10)
         assert intc.take() == []
         for v in range(n + 1):
-            await configure(io, dut, v)
+            await drv.msi_write_msg(v, *message(v))
             await settle(ctx, 3)
             assert intc.take() == [message(v)], v
     run(dut, body)
 
 
-def test_configure_of_a_masked_vector_keeps_it_pending():
+def test_configure_of_a_masked_vector_keeps_it_pending(make, run):
     dut = make(msi="v2", num_queues=1)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut, configure_all=False)
-        await command(io, dut, MsiCmdV2.MASK, 1)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut, configure_all=False)
+        await drv.msi_command(MsiCmdV2.MASK, 1)
         device.raise_used(0)
-        await configure(io, dut, 1)
+        await drv.msi_write_msg(1, *message(1))
         await settle(ctx)
         assert intc.take() == []
-        await command(io, dut, MsiCmdV2.UNMASK, 1)
+        await drv.msi_command(MsiCmdV2.UNMASK, 1)
         await settle(ctx)
         assert intc.take() == [message(1)]
     run(dut, body)
 
 
-def test_reconfigure_takes_effect_for_the_next_message():
+def test_reconfigure_takes_effect_for_the_next_message(make, run):
     dut = make(msi="v2", num_queues=1)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
-        await configure(io, dut, 1, 0xfee0_1000, 0x77)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
+        await drv.msi_write_msg(1, 0xfee0_1000, 0x77)
         device.raise_used(0)
         await settle(ctx)
         assert intc.take() == [(0xfee0_1000, 0x77)]
@@ -217,11 +200,12 @@ def test_reconfigure_takes_effect_for_the_next_message():
 
 
 @pytest.mark.parametrize("vector", [3, NO_VECTOR], ids=["out-of-range", "NO_VECTOR"])
-def test_sharing_mode_no_vector_raises_nothing(vector):
+def test_sharing_mode_no_vector_raises_nothing(vector, make, run):
     dut = make(msi="v2", num_queues=2, msi_sharing=True, msi_vectors=3)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
         # Maps start at NO_VECTOR: nothing at all.
         device.raise_used(0)
         device.raise_used(1)
@@ -229,10 +213,10 @@ def test_sharing_mode_no_vector_raises_nothing(vector):
         await settle(ctx)
         assert intc.take() == []
         # Map queue 1 to vector 2, config to vector 0, then try to remap queue 1.
-        await io.write(off(dut, "QueueSel"), 1)
-        await command(io, dut, MsiCmdV2.MAP_QUEUE, 2)
-        await command(io, dut, MsiCmdV2.MAP_CONFIG, 0)
-        await command(io, dut, MsiCmdV2.MAP_QUEUE, vector)
+        await io.write(dut.regs["QueueSel"].offset, 1)
+        await drv.msi_command(MsiCmdV2.MAP_QUEUE, 2)
+        await drv.msi_command(MsiCmdV2.MAP_CONFIG, 0)
+        await drv.msi_command(MsiCmdV2.MAP_QUEUE, vector)
         device.raise_used(0)
         device.raise_used(1)
         device.change_config()
@@ -245,14 +229,15 @@ def test_sharing_mode_no_vector_raises_nothing(vector):
     run(dut, body)
 
 
-def test_map_commands_do_nothing_in_non_sharing_mode():
+def test_map_commands_do_nothing_in_non_sharing_mode(make, run):
     dut = make(msi="v2", num_queues=2)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
-        await io.write(off(dut, "QueueSel"), 0)
-        await command(io, dut, MsiCmdV2.MAP_QUEUE, NO_VECTOR)
-        await command(io, dut, MsiCmdV2.MAP_CONFIG, 2)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
+        await io.write(dut.regs["QueueSel"].offset, 0)
+        await drv.msi_command(MsiCmdV2.MAP_QUEUE, NO_VECTOR)
+        await drv.msi_command(MsiCmdV2.MAP_CONFIG, 2)
         device.raise_used(0)
         device.change_config()
         await settle(ctx)
@@ -262,11 +247,12 @@ def test_map_commands_do_nothing_in_non_sharing_mode():
 
 # --- coalescing and backpressure ------------------------------------------------------------------
 
-def test_events_coalesce_until_accepted_and_later_events_send_again():
+def test_events_coalesce_until_accepted_and_later_events_send_again(make, run):
     dut = make(msi="v2", num_queues=2)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
         intc.hold = True
         for delay in (1, 2, 5, 9):
             device.raise_used(1, delay=delay)
@@ -281,14 +267,15 @@ def test_events_coalesce_until_accepted_and_later_events_send_again():
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_backpressure_loses_no_vector_and_invents_none(seed):
+def test_backpressure_loses_no_vector_and_invents_none(seed, make, run):
     n = 6
     rng = random.Random(seed)
     dut = make(msi="v2", num_queues=n, queue_size_max=16)
     vector_of = {("used", q): q + 1 for q in range(n)} | {("config", None): 0}
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
         last_event = {}
         # every queue and the config event in every cycle of a burst, a random subset between
         for burst in range(60):
@@ -317,130 +304,136 @@ def test_backpressure_loses_no_vector_and_invents_none(seed):
 
 # --- ENABLE / DISABLE / reset --------------------------------------------------------------------
 
-def test_enable_delivers_interrupt_status_and_clears_it():
+def test_enable_delivers_interrupt_status_and_clears_it(make, run):
     dut = make(msi="v2", num_queues=3)
 
     async def body(ctx, io, device, intc):
-        await negotiate_msi(io, dut)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await drv.write_features(VERSION_1 | MSI_F)
         for v in range(4):
-            await configure(io, dut, v)
-        await make_ready(io, dut, [0, 2])
+            await drv.msi_write_msg(v, *message(v))
+        await drv.enable_queues([0, 2])
         device.raise_used(0)
         device.change_config()
         await settle(ctx)
-        assert await io.read(off(dut, "InterruptStatus")) == USED | CONFIG
+        assert await io.read(dut.regs["InterruptStatus"].offset) == USED | CONFIG
         assert ctx.get(dut.irq)
-        await command(io, dut, MsiCmdV2.ENABLE)
+        await drv.msi_command(MsiCmdV2.ENABLE)
         assert not ctx.get(dut.irq)
-        assert await io.read(off(dut, "InterruptStatus")) == 0
+        assert await io.read(dut.regs["InterruptStatus"].offset) == 0
         await settle(ctx)
         # bit 1 to the config vector; bit 0 to every ready queue's vector
         assert sorted(intc.take()) == sorted([message(0), message(1), message(3)])
     run(dut, body)
 
 
-def test_disable_folds_pending_vectors_into_interrupt_status():
+def test_disable_folds_pending_vectors_into_interrupt_status(make, run):
     dut = make(msi="v2", num_queues=2)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
-        await command(io, dut, MsiCmdV2.MASK, 0)
-        await command(io, dut, MsiCmdV2.MASK, 2)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
+        await drv.msi_command(MsiCmdV2.MASK, 0)
+        await drv.msi_command(MsiCmdV2.MASK, 2)
         device.raise_used(1)
         device.change_config()
         await settle(ctx)
         assert intc.take() == []
-        await command(io, dut, MsiCmdV2.DISABLE)
+        await drv.msi_command(MsiCmdV2.DISABLE)
         assert ctx.get(dut.irq)
-        assert await io.read(off(dut, "InterruptStatus")) == USED | CONFIG
-        state = await io.read(off(dut, "MsiState"))
+        assert await io.read(dut.regs["InterruptStatus"].offset) == USED | CONFIG
+        state = await io.read(dut.regs["MsiState"].offset)
         assert not state >> MsiStateBit.ENABLED & 1
         # Back to the wired interrupt: ACK works again, events set InterruptStatus.
-        await io.write(off(dut, "InterruptACK"), USED | CONFIG)
+        await io.write(dut.regs["InterruptACK"].offset, USED | CONFIG)
         assert not ctx.get(dut.irq)
         device.raise_used(0)
         await settle(ctx)
-        assert await io.read(off(dut, "InterruptStatus")) == USED
+        assert await io.read(dut.regs["InterruptStatus"].offset) == USED
         assert intc.take() == []
     run(dut, body)
 
 
-def test_interrupt_ack_is_ignored_while_msi_is_enabled():
+def test_interrupt_ack_is_ignored_while_msi_is_enabled(make, run):
     dut = make(msi="v2", num_queues=1)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
-        await command(io, dut, MsiCmdV2.MASK, 1)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
+        await drv.msi_command(MsiCmdV2.MASK, 1)
         device.raise_used(0)
         await settle(ctx)
-        await io.write(off(dut, "InterruptACK"), 3)
-        assert await io.read(off(dut, "InterruptStatus")) == 0
-        await command(io, dut, MsiCmdV2.DISABLE)
-        assert await io.read(off(dut, "InterruptStatus")) == USED
+        await io.write(dut.regs["InterruptACK"].offset, 3)
+        assert await io.read(dut.regs["InterruptStatus"].offset) == 0
+        await drv.msi_command(MsiCmdV2.DISABLE)
+        assert await io.read(dut.regs["InterruptStatus"].offset) == USED
     run(dut, body)
 
 
-def test_reset_in_the_middle_of_traffic_offers_nothing_afterwards():
+def test_reset_in_the_middle_of_traffic_offers_nothing_afterwards(make, run):
     dut = make(msi="v2", num_queues=4, queue_size_max=16)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
-        await command(io, dut, MsiCmdV2.MASK, 1)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
+        await drv.msi_command(MsiCmdV2.MASK, 1)
         intc.hold = True
         for q in range(4):
             device.raise_used(q)
         await settle(ctx)
         assert ctx.get(dut.msi.valid)
-        await io.write(off(dut, "Status"), 0)
+        await io.write(dut.regs["Status"].offset, 0)
         assert not ctx.get(dut.msi.valid)
         intc.hold = False
         await settle(ctx, 10)
         assert intc.take() == []
         # power-on state: disabled, vectors unconfigured, unmasked, not pending
-        await negotiate_msi(io, dut)
-        assert await io.read(off(dut, "MsiState")) == 0
-        await command(io, dut, MsiCmdV2.ENABLE)
-        await make_ready(io, dut, [0])
+        await drv.write_features(VERSION_1 | MSI_F)
+        assert await io.read(dut.regs["MsiState"].offset) == 0
+        await drv.msi_command(MsiCmdV2.ENABLE)
+        await drv.enable_queues([0])
         device.raise_used(0)
         await settle(ctx)
         assert intc.take() == []                         # vector 1 is unconfigured again
-        await configure(io, dut, 1)
+        await drv.msi_write_msg(1, *message(1))
         await settle(ctx)
         assert intc.take() == [message(1)]
     run(dut, body)
 
 
-def test_reset_clears_the_staging_registers():
+def test_reset_clears_the_staging_registers(make, run):
     dut = make(msi="v2", num_queues=1)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)                   # staging holds vector 1's address and data
-        await io.write(off(dut, "Status"), 0)
-        await negotiate_msi(io, dut)
-        await io.write(off(dut, "MsiVecSel"), 1)
-        await command(io, dut, MsiCmdV2.CONFIGURE)          # no staging writes since reset
-        await command(io, dut, MsiCmdV2.ENABLE)
-        await make_ready(io, dut, [0])
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)                   # staging holds vector 1's address and data
+        await io.write(dut.regs["Status"].offset, 0)
+        await drv.write_features(VERSION_1 | MSI_F)
+        await io.write(dut.regs["MsiVecSel"].offset, 1)
+        await drv.msi_command(MsiCmdV2.CONFIGURE)          # no staging writes since reset
+        await drv.msi_command(MsiCmdV2.ENABLE)
+        await drv.enable_queues([0])
         device.raise_used(0)
         await settle(ctx)
         assert intc.take() == [(0, 0)]                      # decisions.md D7: staging is 0
     run(dut, body)
 
 
-def test_reset_returns_sharing_maps_to_no_vector():
+def test_reset_returns_sharing_maps_to_no_vector(make, run):
     dut = make(msi="v2", num_queues=2, msi_sharing=True, msi_vectors=2)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
-        await io.write(off(dut, "QueueSel"), 1)
-        await command(io, dut, MsiCmdV2.MAP_QUEUE, 1)
-        await command(io, dut, MsiCmdV2.MAP_CONFIG, 0)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
+        await io.write(dut.regs["QueueSel"].offset, 1)
+        await drv.msi_command(MsiCmdV2.MAP_QUEUE, 1)
+        await drv.msi_command(MsiCmdV2.MAP_CONFIG, 0)
         device.raise_used(1)
         device.change_config()
         await settle(ctx)
         assert sorted(intc.take()) == sorted([message(0), message(1)])
-        await io.write(off(dut, "Status"), 0)
-        await v2_up(io, dut)                    # vectors configured again, but no maps
+        await io.write(dut.regs["Status"].offset, 0)
+        await v2_up(drv, dut)                    # vectors configured again, but no maps
         device.raise_used(1)
         device.change_config()
         await settle(ctx)
@@ -448,35 +441,37 @@ def test_reset_returns_sharing_maps_to_no_vector():
     run(dut, body)
 
 
-# --- bad inputs ------------------------------------------------------------------------------------
+# --- bad inputs -----------------------------------------------------------------------------------
 
-def test_msi_registers_need_bit_40():
+def test_msi_registers_need_bit_40(make, run):
     dut = make(msi="v2", num_queues=1)
 
     async def body(ctx, io, device, intc):
-        assert await io.read(off(dut, "MsiVecNum")) == 0
-        await configure(io, dut, 1)
-        await command(io, dut, MsiCmdV2.ENABLE)
-        assert await io.read(off(dut, "MsiState")) == 0
-        await make_ready(io, dut, [0])
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        assert await io.read(dut.regs["MsiVecNum"].offset) == 0
+        await drv.msi_write_msg(1, *message(1))
+        await drv.msi_command(MsiCmdV2.ENABLE)
+        assert await io.read(dut.regs["MsiState"].offset) == 0
+        await drv.enable_queues([0])
         device.raise_used(0)
         await settle(ctx)
         assert intc.take() == []
-        assert await io.read(off(dut, "InterruptStatus")) == USED   # plain device
-        await negotiate_msi(io, dut)
-        assert await io.read(off(dut, "MsiVecNum")) == 2
-        assert await io.read(off(dut, "MsiState")) == 0      # the ENABLE above did nothing
+        assert await io.read(dut.regs["InterruptStatus"].offset) == USED   # plain device
+        await drv.write_features(VERSION_1 | MSI_F)
+        assert await io.read(dut.regs["MsiVecNum"].offset) == 2
+        assert await io.read(dut.regs["MsiState"].offset) == 0      # the ENABLE above did nothing
     run(dut, body)
 
 
 @pytest.mark.parametrize("vector", [2, 0x100, NO_VECTOR], ids=hex)
-def test_commands_with_no_or_out_of_range_vector_do_nothing(vector):
+def test_commands_with_no_or_out_of_range_vector_do_nothing(vector, make, run):
     dut = make(msi="v2", num_queues=1)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
         for cmd in (MsiCmdV2.MASK, MsiCmdV2.CONFIGURE, MsiCmdV2.UNMASK):
-            await command(io, dut, cmd, vector)
+            await drv.msi_command(cmd, vector)
         # Vector 0 and 1 are untouched: still unmasked and configured as before.
         device.raise_used(0)
         device.change_config()
@@ -486,30 +481,32 @@ def test_commands_with_no_or_out_of_range_vector_do_nothing(vector):
 
 
 @pytest.mark.parametrize("value", [0, 8, 0x101, 0xffff_ffff], ids=hex)
-def test_unknown_commands_are_ignored(value):
+def test_unknown_commands_are_ignored(value, make, run):
     dut = make(msi="v2", num_queues=1)
 
     async def body(ctx, io, device, intc):
-        await negotiate_msi(io, dut)
-        await configure(io, dut, 1)
-        await io.write(off(dut, "MsiCmd"), value)
-        assert await io.read(off(dut, "MsiState")) == 0
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await drv.write_features(VERSION_1 | MSI_F)
+        await drv.msi_write_msg(1, *message(1))
+        await io.write(dut.regs["MsiCmd"].offset, value)
+        assert await io.read(dut.regs["MsiState"].offset) == 0
     run(dut, body)
 
 
 @pytest.mark.parametrize("sel", [0b0001, 0b0011, 0b1100, 0b0111])
-def test_v2_partial_writes_are_ignored(sel):
+def test_v2_partial_writes_are_ignored(sel, make, run):
     dut = make(msi="v2", num_queues=1)
 
     async def body(ctx, io, device, intc):
-        await negotiate_msi(io, dut)
-        await configure(io, dut, 1)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await drv.write_features(VERSION_1 | MSI_F)
+        await drv.msi_write_msg(1, *message(1))
         await wishbone_write(ctx, dut.bus, dut.regs["MsiCmd"].word, MsiCmdV2.ENABLE.value, sel=sel)
-        assert await io.read(off(dut, "MsiState")) == 0
+        assert await io.read(dut.regs["MsiState"].offset) == 0
     run(dut, body)
 
 
-def test_v1_sixteen_bit_registers_take_their_own_lanes():
+def test_v1_sixteen_bit_registers_take_their_own_lanes(make, run):
     dut = make(msi="v1", num_queues=2)
     status, cmd = dut.regs["MsiStatus"], dut.regs["MsiCmd"]
     update = cmd.field("cmd_op").place(MsiOpV1.UPDATE.value)
@@ -517,12 +514,13 @@ def test_v1_sixteen_bit_registers_take_their_own_lanes():
     enabled = status.field("msi_enabled").mask
 
     async def body(ctx, io, device, intc):
+        drv = VirtioMMIODriver(io, msi=dut.personality)
         assert await io.read(status.offset, 2) == status.field("max_queue_num").place(2)
         for v in range(3):
             address, data = message(v)
-            await io.write(off(dut, "MsiAddrLow"), address & 0xffff_ffff)
-            await io.write(off(dut, "MsiAddrHigh"), address >> 32)
-            await io.write(off(dut, "MsiData"), data)
+            await io.write(dut.regs["MsiAddrLow"].offset, address & 0xffff_ffff)
+            await io.write(dut.regs["MsiAddrHigh"].offset, address >> 32)
+            await io.write(dut.regs["MsiData"].offset, data)
             await io.write(cmd.offset, update | v, 2)
         # 8-bit halves of MsiCmd do nothing
         await wishbone_write(ctx, dut.bus, cmd.word, (enable | 1) << cmd.shift, sel=0b0100)
@@ -535,7 +533,7 @@ def test_v1_sixteen_bit_registers_take_their_own_lanes():
         assert not await io.read(status.offset, 2) & enabled
         await io.write(status.offset, enabled, 2)
         assert await io.read(status.offset, 2) & enabled
-        await make_ready(io, dut, range(2))
+        await drv.enable_queues(range(2))
         device.raise_used(1)
         await settle(ctx)
         assert intc.take() == [message(2)]
@@ -551,14 +549,15 @@ def test_v1_sixteen_bit_registers_take_their_own_lanes():
     run(dut, body)
 
 
-# --- latency and rate -------------------------------------------------------------------------------
+# --- latency and rate -----------------------------------------------------------------------------
 
-def test_event_to_message_latency_and_sustained_rate():
+def test_event_to_message_latency_and_sustained_rate(make, run):
     n = 8
     dut = make(msi="v2", num_queues=n, queue_size_max=16)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
         await settle(ctx)
         # latency: event in cycle N, request on the stream in cycle N + latency
         ctx.set(dut.device.queues[3].used, 1)
@@ -566,6 +565,7 @@ def test_event_to_message_latency_and_sustained_rate():
         ctx.set(dut.device.queues[3].used, 0)
         latency = 1
         while not ctx.get(dut.msi.valid):
+            assert latency < 8, "no MSI request within 8 cycles of the event"
             await ctx.tick()
             latency += 1
         assert latency <= 3

@@ -6,10 +6,10 @@ import pytest
 from amaranth.hdl import ClockDomain, Module
 
 from hw.regmap import (CONFIG_OFFSET, MAGIC, VERSION, Feature, InterruptBit, Status)
-from sim.bus import wishbone_read, wishbone_write, lanes
+from sim.bus import (wishbone_back_to_back, wishbone_read, wishbone_release, wishbone_request,
+                     wishbone_write, lanes)
+from sim.driver import VirtioMMIODriver
 from sim.waves import simulate
-
-from helpers import make, run, off, undefined_offsets, snapshot, accept
 
 
 FEATURES_OK = Status.FEATURES_OK.value
@@ -47,27 +47,27 @@ async def pulse(ctx, signal):
     (dict(shm_regions=[5]), r"shm_regions entries must be \(base, length\)"),
     (dict(msi="v3"), r"msi must be one of \(None, 'v2', 'v1'\), not 'v3'"),
 ])
-def test_constructor_refuses(params, message):
+def test_constructor_refuses(params, message, make):
     with pytest.raises(ValueError, match=message):
         make(**params)
 
 
 # --- identity and features ------------------------------------------------------------------------
 
-def test_identity_registers():
+def test_identity_registers(make, run):
     dut = make(device_id=0x2a, vendor_id=0x554d4551)
 
     async def body(ctx, io, device):
-        assert await io.read(off(dut, "MagicValue")) == MAGIC
-        assert await io.read(off(dut, "Version")) == VERSION[None]
-        assert await io.read(off(dut, "DeviceID")) == 0x2a
-        assert await io.read(off(dut, "VendorID")) == 0x554d4551
+        assert await io.read(dut.regs["MagicValue"].offset) == MAGIC
+        assert await io.read(dut.regs["Version"].offset) == VERSION[None]
+        assert await io.read(dut.regs["DeviceID"].offset) == 0x2a
+        assert await io.read(dut.regs["VendorID"].offset) == 0x554d4551
     run(dut, body)
 
 
 @pytest.mark.parametrize("features", [0, 1 << 5 | 1 << 28, 0xffffff | 1 << 38, 1 << 70],
                          ids=["none", "mac+indirect", "many", "word2"])
-def test_device_features_words(features):
+def test_device_features_words(features, make, run):
     dut = make(device_features=features)
     offered = features | VERSION_1
     words = max(2, (offered.bit_length() + 31) // 32)
@@ -75,28 +75,29 @@ def test_device_features_words(features):
 
     async def body(ctx, io, device):
         for word in range(words + 3):
-            await io.write(off(dut, "DeviceFeaturesSel"), word)
-            got = await io.read(off(dut, "DeviceFeatures"))
+            await io.write(dut.regs["DeviceFeaturesSel"].offset, word)
+            got = await io.read(dut.regs["DeviceFeatures"].offset)
             assert got == offered >> (32 * word) & 0xffff_ffff, word
-        await io.write(off(dut, "DeviceFeaturesSel"), 0xffff_ffff)
-        assert await io.read(off(dut, "DeviceFeatures")) == 0
+        await io.write(dut.regs["DeviceFeaturesSel"].offset, 0xffff_ffff)
+        assert await io.read(dut.regs["DeviceFeatures"].offset) == 0
     run(dut, body)
 
 
-def test_notification_feature_offered_with_notify_base():
+def test_notification_feature_offered_with_notify_base(make):
     assert make(notify_base=0x200, notify_multiplier=4).features >> Feature.MMIO_NOTIFICATION & 1
     assert not make().features >> Feature.MMIO_NOTIFICATION & 1
 
 
-def test_driver_features_keep_only_offered_bits():
+def test_driver_features_keep_only_offered_bits(make, run):
     dut = make(device_features=1 << 5)
 
     async def body(ctx, io, device):
-        await accept(io, dut, (1 << 64) - 1)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await drv.write_features((1 << 64) - 1)
         assert ctx.get(dut.device.features) == (1 << 5) | VERSION_1
         # Selectors beyond the implemented words: ignored.
-        await io.write(off(dut, "DriverFeaturesSel"), 7)
-        await io.write(off(dut, "DriverFeatures"), 0)
+        await io.write(dut.regs["DriverFeaturesSel"].offset, 7)
+        await io.write(dut.regs["DriverFeatures"].offset, 0)
         assert ctx.get(dut.device.features) == (1 << 5) | VERSION_1
     run(dut, body)
 
@@ -108,46 +109,49 @@ def test_driver_features_keep_only_offered_bits():
     (VERSION_1 | 1 << 63, False),           # not offered, high word
     (1 << 5, False),                        # VIRTIO_F_VERSION_1 missing
 ], ids=["offered", "version-only", "low-not-offered", "high-not-offered", "no-version-1"])
-def test_features_ok_sticks_only_for_offered_features(features, sticks):
+def test_features_ok_sticks_only_for_offered_features(features, sticks, make, run):
     dut = make(device_features=1 << 5)
 
     async def body(ctx, io, device):
-        await io.write(off(dut, "Status"), Status.ACKNOWLEDGE.value | Status.DRIVER.value)
-        await accept(io, dut, features)
-        await io.write(off(dut, "Status"), 0b11 | FEATURES_OK)
-        assert bool(await io.read(off(dut, "Status")) & FEATURES_OK) == sticks
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await io.write(dut.regs["Status"].offset, Status.ACKNOWLEDGE.value | Status.DRIVER.value)
+        await drv.write_features(features)
+        await io.write(dut.regs["Status"].offset, 0b11 | FEATURES_OK)
+        assert bool(await io.read(dut.regs["Status"].offset) & FEATURES_OK) == sticks
     run(dut, body)
 
 
-def test_rewriting_a_refused_word_clears_the_refusal():
+def test_rewriting_a_refused_word_clears_the_refusal(make, run):
     dut = make(device_features=1 << 5)
 
     async def body(ctx, io, device):
-        await accept(io, dut, VERSION_1 | 1 << 6)
-        await accept(io, dut, VERSION_1 | 1 << 5)
-        await io.write(off(dut, "Status"), FEATURES_OK)
-        assert await io.read(off(dut, "Status")) & FEATURES_OK
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await drv.write_features(VERSION_1 | 1 << 6)
+        await drv.write_features(VERSION_1 | 1 << 5)
+        await io.write(dut.regs["Status"].offset, FEATURES_OK)
+        assert await io.read(dut.regs["Status"].offset) & FEATURES_OK
     run(dut, body)
 
 
-def test_driver_features_frozen_after_features_ok():
+def test_driver_features_frozen_after_features_ok(make, run):
     dut = make(device_features=1 << 5)
 
     async def body(ctx, io, device):
-        await accept(io, dut, VERSION_1 | 1 << 5)
-        await io.write(off(dut, "Status"), FEATURES_OK)
-        await accept(io, dut, VERSION_1)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await drv.write_features(VERSION_1 | 1 << 5)
+        await io.write(dut.regs["Status"].offset, FEATURES_OK)
+        await drv.write_features(VERSION_1)
         assert ctx.get(dut.device.features) == VERSION_1 | 1 << 5
     run(dut, body)
 
 
 # --- status and reset -----------------------------------------------------------------------------
 
-def test_status_bits_only_set_by_the_driver():
+def test_status_bits_only_set_by_the_driver(make, run):
     dut = make()
 
     async def body(ctx, io, device):
-        status = off(dut, "Status")
+        status = dut.regs["Status"].offset
         await io.write(status, Status.ACKNOWLEDGE.value)
         await io.write(status, Status.DRIVER.value)
         assert await io.read(status) == 0b11
@@ -160,40 +164,41 @@ def test_status_bits_only_set_by_the_driver():
     run(dut, body)
 
 
-def test_needs_reset_input_sets_status_and_raises_config_change_after_driver_ok():
+def test_needs_reset_input_sets_status_and_raises_config_change_after_driver_ok(make, run):
     dut = make()
 
     async def body(ctx, io, device):
         device.raise_needs_reset()
         for _ in range(3):
             await ctx.tick()
-        assert await io.read(off(dut, "Status")) == Status.DEVICE_NEEDS_RESET.value
-        assert await io.read(off(dut, "InterruptStatus")) == 0     # no DRIVER_OK yet
-        await io.write(off(dut, "Status"), 0)
-        await io.write(off(dut, "Status"), Status.DRIVER_OK.value)
+        assert await io.read(dut.regs["Status"].offset) == Status.DEVICE_NEEDS_RESET.value
+        assert await io.read(dut.regs["InterruptStatus"].offset) == 0     # no DRIVER_OK yet
+        await io.write(dut.regs["Status"].offset, 0)
+        await io.write(dut.regs["Status"].offset, Status.DRIVER_OK.value)
         device.raise_needs_reset()
         for _ in range(3):
             await ctx.tick()
-        assert await io.read(off(dut, "InterruptStatus")) == CONFIG
+        assert await io.read(dut.regs["InterruptStatus"].offset) == CONFIG
         assert ctx.get(dut.irq)
-        assert await io.read(off(dut, "Status")) & Status.DEVICE_NEEDS_RESET.value
+        assert await io.read(dut.regs["Status"].offset) & Status.DEVICE_NEEDS_RESET.value
     run(dut, body)
 
 
 async def dirty_everything(ctx, io, dut, device):
+    drv = VirtioMMIODriver(io, msi=dut.personality)
     """Put every piece of resettable state away from its reset value."""
-    await io.write(off(dut, "Status"), 0b111)
-    await accept(io, dut, VERSION_1)
+    await io.write(dut.regs["Status"].offset, 0b111)
+    await drv.write_features(VERSION_1)
     for q in range(dut.num_queues):
-        await io.write(off(dut, "QueueSel"), q)
-        await io.write(off(dut, "QueueNum"), 8)
+        await io.write(dut.regs["QueueSel"].offset, q)
+        await io.write(dut.regs["QueueNum"].offset, 8)
         for name in ("QueueDescLow", "QueueDescHigh", "QueueDriverLow", "QueueDriverHigh",
                      "QueueDeviceLow", "QueueDeviceHigh"):
-            await io.write(off(dut, name), 0x1000 + q)
-        await io.write(off(dut, "QueueReady"), 1)
-    await io.write(off(dut, "QueueSel"), 1)
-    await io.write(off(dut, "DeviceFeaturesSel"), 1)
-    await io.write(off(dut, "SHMSel"), 1)
+            await io.write(dut.regs[name].offset, 0x1000 + q)
+        await io.write(dut.regs["QueueReady"].offset, 1)
+    await io.write(dut.regs["QueueSel"].offset, 1)
+    await io.write(dut.regs["DeviceFeaturesSel"].offset, 1)
+    await io.write(dut.regs["SHMSel"].offset, 1)
     device.raise_used(0)
     device.change_config()
     device.raise_needs_reset()
@@ -201,7 +206,7 @@ async def dirty_everything(ctx, io, dut, device):
         await ctx.tick()
 
 
-def test_reset_returns_every_register_to_power_on_state():
+def test_reset_returns_every_register_to_power_on_state(make, run, snapshot):
     dut = make(queue_size_max=[16, 32], shm_regions=[(0x1000, 0x100), (0x2000, 0x200)])
 
     async def body(ctx, io, device):
@@ -210,46 +215,46 @@ def test_reset_returns_every_register_to_power_on_state():
         dirty = await snapshot(ctx, io, dut)
         changed = {k for k in power_on if power_on[k] != dirty[k]}
         assert {"Status", "InterruptStatus", "ConfigGeneration", "QueueNumMax",
-                "DeviceFeatures", "SHMLenLow", "irq", "queue1.ready", "queue0.desc",
+                "DeviceFeatures", "SHMLenLow", "irq", "device.queue1.ready", "device.queue0.desc",
                 "device.features"} <= changed
-        await io.write(off(dut, "Status"), 0)
+        await io.write(dut.regs["Status"].offset, 0)
         assert await snapshot(ctx, io, dut) == power_on
     run(dut, body)
 
 
-def test_reset_pulses_device_reset_once():
+def test_reset_pulses_device_reset_once(make, run):
     dut = make()
 
     async def body(ctx, io, device):
-        await io.write(off(dut, "Status"), 0)
-        await io.write(off(dut, "Status"), 1)
+        await io.write(dut.regs["Status"].offset, 0)
+        await io.write(dut.regs["Status"].offset, 1)
         for _ in range(2):
             await ctx.tick()
         assert device.resets == 1
     run(dut, body)
 
 
-def test_reset_in_the_middle_of_queue_setup():
+def test_reset_in_the_middle_of_queue_setup(make, run):
     dut = make()
 
     async def body(ctx, io, device):
-        await io.write(off(dut, "QueueSel"), 1)
-        await io.write(off(dut, "QueueNum"), 32)
-        await io.write(off(dut, "QueueDescLow"), 0xdead0000)
-        await io.write(off(dut, "Status"), 0)
+        await io.write(dut.regs["QueueSel"].offset, 1)
+        await io.write(dut.regs["QueueNum"].offset, 32)
+        await io.write(dut.regs["QueueDescLow"].offset, 0xdead0000)
+        await io.write(dut.regs["Status"].offset, 0)
         q = dut.device.queues[1]
         assert (ctx.get(q.size), ctx.get(q.desc), ctx.get(q.ready)) == (0, 0, 0)
         # A fresh setup of queue 1 after the reset works; QueueSel went back to 0.
-        await io.write(off(dut, "QueueNum"), 16)
+        await io.write(dut.regs["QueueNum"].offset, 16)
         assert ctx.get(dut.device.queues[0].size) == 16
-        await io.write(off(dut, "QueueSel"), 1)
-        await io.write(off(dut, "QueueDescLow"), 0x4000)
-        await io.write(off(dut, "QueueReady"), 1)
+        await io.write(dut.regs["QueueSel"].offset, 1)
+        await io.write(dut.regs["QueueDescLow"].offset, 0x4000)
+        await io.write(dut.regs["QueueReady"].offset, 1)
         assert (ctx.get(q.desc), ctx.get(q.ready), ctx.get(q.size)) == (0x4000, 1, 0)
     run(dut, body)
 
 
-def test_domain_reset_returns_to_power_on_state():
+def test_domain_reset_returns_to_power_on_state(make):
     dut = make()
     m = Module()
     m.domains.sync = sync = ClockDomain()
@@ -258,13 +263,13 @@ def test_domain_reset_returns_to_power_on_state():
     async def testbench(ctx):
         from sim.bus import SimMMIO
         io = SimMMIO(ctx, dut.bus)
-        await io.write(off(dut, "Status"), 0b11)
-        await io.write(off(dut, "QueueReady"), 1)
+        await io.write(dut.regs["Status"].offset, 0b11)
+        await io.write(dut.regs["QueueReady"].offset, 1)
         ctx.set(sync.rst, 1)
         await ctx.tick()
         ctx.set(sync.rst, 0)
-        assert await io.read(off(dut, "Status")) == 0
-        assert await io.read(off(dut, "QueueReady")) == 0
+        assert await io.read(dut.regs["Status"].offset) == 0
+        assert await io.read(dut.regs["QueueReady"].offset) == 0
         assert ctx.get(dut.device.queues[0].ready) == 0
 
     simulate(m, testbench, name="domain_reset")
@@ -273,20 +278,20 @@ def test_domain_reset_returns_to_power_on_state():
 # --- queues ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("num_queues", [1, 2, 8])
-def test_every_queue_register_reaches_the_device_side(num_queues):
+def test_every_queue_register_reaches_the_device_side(num_queues, make, run):
     sizes = [1 << (q % 8 + 3) for q in range(num_queues)]
     dut = make(num_queues=num_queues, queue_size_max=sizes)
 
     async def body(ctx, io, device):
         for q in range(num_queues):
-            await io.write(off(dut, "QueueSel"), q)
-            assert await io.read(off(dut, "QueueNumMax")) == sizes[q]
-            assert await io.read(off(dut, "QueueReady")) == 0
-            await io.write(off(dut, "QueueNum"), sizes[q] // 2)
+            await io.write(dut.regs["QueueSel"].offset, q)
+            assert await io.read(dut.regs["QueueNumMax"].offset) == sizes[q]
+            assert await io.read(dut.regs["QueueReady"].offset) == 0
+            await io.write(dut.regs["QueueNum"].offset, sizes[q] // 2)
             for i, name in enumerate(("QueueDescLow", "QueueDescHigh", "QueueDriverLow",
                                       "QueueDriverHigh", "QueueDeviceLow", "QueueDeviceHigh")):
-                await io.write(off(dut, name), (q + 1) << 24 | i)
-            await io.write(off(dut, "QueueReady"), 1)
+                await io.write(dut.regs[name].offset, (q + 1) << 24 | i)
+            await io.write(dut.regs["QueueReady"].offset, 1)
         for q in range(num_queues):
             port = dut.device.queues[q]
             assert ctx.get(port.size) == sizes[q] // 2
@@ -294,131 +299,124 @@ def test_every_queue_register_reaches_the_device_side(num_queues):
             assert ctx.get(port.driver) == ((q + 1) << 24 | 3) << 32 | (q + 1) << 24 | 2
             assert ctx.get(port.device) == ((q + 1) << 24 | 5) << 32 | (q + 1) << 24 | 4
             assert ctx.get(port.ready) == 1
-            await io.write(off(dut, "QueueSel"), q)
-            assert await io.read(off(dut, "QueueReady")) == 1
+            await io.write(dut.regs["QueueSel"].offset, q)
+            assert await io.read(dut.regs["QueueReady"].offset) == 1
     run(dut, body)
 
 
-def test_queue_ready_stores_bit_zero():
+def test_queue_ready_stores_bit_zero(make, run):
     dut = make()
 
     async def body(ctx, io, device):
-        await io.write(off(dut, "QueueReady"), 3)
-        assert await io.read(off(dut, "QueueReady")) == 1
-        await io.write(off(dut, "QueueReady"), 2)
-        assert await io.read(off(dut, "QueueReady")) == 0
+        await io.write(dut.regs["QueueReady"].offset, 3)
+        assert await io.read(dut.regs["QueueReady"].offset) == 1
+        await io.write(dut.regs["QueueReady"].offset, 2)
+        assert await io.read(dut.regs["QueueReady"].offset) == 0
     run(dut, body)
 
 
 @pytest.mark.parametrize("selector", [2, 3, 0x10000, 0xffff_ffff])
-def test_queue_selector_out_of_range(selector):
+def test_queue_selector_out_of_range(selector, make, run, snapshot):
     dut = make()
 
     async def body(ctx, io, device):
         before = await snapshot(ctx, io, dut)
-        await io.write(off(dut, "QueueSel"), selector)
-        assert await io.read(off(dut, "QueueNumMax")) == 0
-        assert await io.read(off(dut, "QueueReady")) == 0
+        await io.write(dut.regs["QueueSel"].offset, selector)
+        assert await io.read(dut.regs["QueueNumMax"].offset) == 0
+        assert await io.read(dut.regs["QueueReady"].offset) == 0
         for name in ("QueueNum", "QueueDescLow", "QueueDescHigh", "QueueDriverLow",
                      "QueueDriverHigh", "QueueDeviceLow", "QueueDeviceHigh", "QueueReady"):
-            await io.write(off(dut, name), 1)
-        await io.write(off(dut, "QueueSel"), 0)
+            await io.write(dut.regs[name].offset, 1)
+        await io.write(dut.regs["QueueSel"].offset, 0)
         assert await snapshot(ctx, io, dut) == before
     run(dut, body)
 
 
 @pytest.mark.parametrize("value, stored", [(64, 64), (65, 0), (0, 0), (0x10040, 0)],
                          ids=["max", "above-max", "zero", "wide"])
-def test_queue_num_above_maximum_is_ignored(value, stored):
+def test_queue_num_above_maximum_is_ignored(value, stored, make, run):
     dut = make()
 
     async def body(ctx, io, device):
-        await io.write(off(dut, "QueueNum"), value)
+        await io.write(dut.regs["QueueNum"].offset, value)
         assert ctx.get(dut.device.queues[0].size) == stored
     run(dut, body)
 
 
-def test_queue_writes_while_ready_are_ignored():
+def test_queue_writes_while_ready_are_ignored(make, run):
     dut = make()
 
     async def body(ctx, io, device):
-        await io.write(off(dut, "QueueNum"), 16)
-        await io.write(off(dut, "QueueDescLow"), 0x1000)
-        await io.write(off(dut, "QueueReady"), 1)
+        await io.write(dut.regs["QueueNum"].offset, 16)
+        await io.write(dut.regs["QueueDescLow"].offset, 0x1000)
+        await io.write(dut.regs["QueueReady"].offset, 1)
         for name in ("QueueNum", "QueueDescLow", "QueueDescHigh", "QueueDriverLow",
                      "QueueDriverHigh", "QueueDeviceLow", "QueueDeviceHigh"):
-            await io.write(off(dut, name), 8)
+            await io.write(dut.regs[name].offset, 8)
         port = dut.device.queues[0]
         assert (ctx.get(port.size), ctx.get(port.desc), ctx.get(port.driver),
                 ctx.get(port.device)) == (16, 0x1000, 0, 0)
         # Once the queue is stopped, the registers take writes again.
-        await io.write(off(dut, "QueueReady"), 0)
-        await io.write(off(dut, "QueueNum"), 8)
+        await io.write(dut.regs["QueueReady"].offset, 0)
+        await io.write(dut.regs["QueueNum"].offset, 8)
         assert ctx.get(port.size) == 8
     run(dut, body)
 
 
 # --- interrupts -----------------------------------------------------------------------------------
 
-def test_used_event_sets_interrupt_status_and_irq():
+def test_used_event_sets_interrupt_status_and_irq(make, run):
     dut = make()
 
     async def body(ctx, io, device):
         device.raise_used(1)
         for _ in range(3):
             await ctx.tick()
-        assert await io.read(off(dut, "InterruptStatus")) == 0     # queue 1 not ready
+        assert await io.read(dut.regs["InterruptStatus"].offset) == 0     # queue 1 not ready
         assert not ctx.get(dut.irq)
-        await io.write(off(dut, "QueueSel"), 1)
-        await io.write(off(dut, "QueueReady"), 1)
+        await io.write(dut.regs["QueueSel"].offset, 1)
+        await io.write(dut.regs["QueueReady"].offset, 1)
         device.raise_used(1)
         for _ in range(3):
             await ctx.tick()
         assert ctx.get(dut.irq)
-        assert await io.read(off(dut, "InterruptStatus")) == USED
+        assert await io.read(dut.regs["InterruptStatus"].offset) == USED
         device.change_config()
         for _ in range(3):
             await ctx.tick()
-        assert await io.read(off(dut, "InterruptStatus")) == USED | CONFIG
-        await io.write(off(dut, "InterruptACK"), USED)
-        assert await io.read(off(dut, "InterruptStatus")) == CONFIG
+        assert await io.read(dut.regs["InterruptStatus"].offset) == USED | CONFIG
+        await io.write(dut.regs["InterruptACK"].offset, USED)
+        assert await io.read(dut.regs["InterruptStatus"].offset) == CONFIG
         assert ctx.get(dut.irq)
-        await io.write(off(dut, "InterruptACK"), 0xffff_ffff)
-        assert await io.read(off(dut, "InterruptStatus")) == 0
+        await io.write(dut.regs["InterruptACK"].offset, 0xffff_ffff)
+        assert await io.read(dut.regs["InterruptStatus"].offset) == 0
         assert not ctx.get(dut.irq)
     run(dut, body)
 
 
-def test_event_in_the_cycle_of_its_ack_is_not_lost():
+def test_event_in_the_cycle_of_its_ack_is_not_lost(make, run):
     dut = make()
 
     async def body(ctx, io, device):
-        await io.write(off(dut, "QueueReady"), 1)
+        await io.write(dut.regs["QueueReady"].offset, 1)
         device.raise_used(0)
         for _ in range(3):
             await ctx.tick()
         # A write takes effect at the end of its ack cycle (documented): the ACK commits at the
         # same clock edge as a used event raised in that cycle.
-        adr, sel, _ = lanes(off(dut, "InterruptACK"), 4)
-        ctx.set(dut.bus.adr, adr)
-        ctx.set(dut.bus.sel, sel)
-        ctx.set(dut.bus.dat_w, USED)
-        ctx.set(dut.bus.we, 1)
-        ctx.set(dut.bus.cyc, 1)
-        ctx.set(dut.bus.stb, 1)
+        wishbone_request(ctx, dut.bus, dut.regs["InterruptACK"].word, we=1, dat_w=USED)
         await ctx.tick()
         assert ctx.get(dut.bus.ack)
         ctx.set(dut.device.queues[0].used, 1)
-        ctx.set(dut.bus.cyc, 0)
-        ctx.set(dut.bus.stb, 0)
+        wishbone_release(ctx, dut.bus)
         await ctx.tick()
         ctx.set(dut.device.queues[0].used, 0)
-        assert await io.read(off(dut, "InterruptStatus")) == USED
+        assert await io.read(dut.regs["InterruptStatus"].offset) == USED
         assert ctx.get(dut.irq)
     run(dut, body)
 
 
-def test_config_change_increments_config_generation():
+def test_config_change_increments_config_generation(make, run):
     dut = make()
 
     async def body(ctx, io, device):
@@ -426,23 +424,23 @@ def test_config_change_increments_config_generation():
             device.change_config()
             for _ in range(3):
                 await ctx.tick()
-            assert await io.read(off(dut, "ConfigGeneration")) == expected
+            assert await io.read(dut.regs["ConfigGeneration"].offset) == expected
     run(dut, body)
 
 
 # --- shared memory --------------------------------------------------------------------------------
 
-def test_shm_regions_and_absent_ids():
+def test_shm_regions_and_absent_ids(make, run):
     regions = [(0x1_2345_6000, 0x10_0000), (0xffff_0000_0000_0000, 0x1000)]
     dut = make(shm_regions=regions)
 
     async def body(ctx, io, device):
         for rid in (0, 1, 2, 0x100, 0xffff_ffff):
-            await io.write(off(dut, "SHMSel"), rid)
-            length = await io.read(off(dut, "SHMLenLow")) | \
-                await io.read(off(dut, "SHMLenHigh")) << 32
-            base = await io.read(off(dut, "SHMBaseLow")) | \
-                await io.read(off(dut, "SHMBaseHigh")) << 32
+            await io.write(dut.regs["SHMSel"].offset, rid)
+            length = await io.read(dut.regs["SHMLenLow"].offset) | \
+                await io.read(dut.regs["SHMLenHigh"].offset) << 32
+            base = await io.read(dut.regs["SHMBaseLow"].offset) | \
+                await io.read(dut.regs["SHMBaseHigh"].offset) << 32
             if rid < len(regions):
                 assert (base, length) == regions[rid]
             else:
@@ -453,7 +451,7 @@ def test_shm_regions_and_absent_ids():
 # --- config space ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("size", [1, 2, 4])
-def test_config_reads_every_offset_and_width(size):
+def test_config_reads_every_offset_and_width(size, make, run):
     dut = make(config_size=16)
     contents = bytes(random.Random(size).randrange(256) for _ in range(16))
 
@@ -466,7 +464,7 @@ def test_config_reads_every_offset_and_width(size):
 
 
 @pytest.mark.parametrize("size", [1, 2, 4])
-def test_config_writes_are_forwarded_with_byte_enables(size):
+def test_config_writes_are_forwarded_with_byte_enables(size, make, run):
     dut = make(config_size=16)
 
     async def body(ctx, io, device):
@@ -483,7 +481,7 @@ def test_config_writes_are_forwarded_with_byte_enables(size):
 
 
 @pytest.mark.parametrize("config_size", [0, 16])
-def test_config_beyond_size_reads_zero_and_ignores_writes(config_size):
+def test_config_beyond_size_reads_zero_and_ignores_writes(config_size, make, run):
     dut = make(config_size=config_size)
 
     async def body(ctx, io, device):
@@ -497,7 +495,7 @@ def test_config_beyond_size_reads_zero_and_ignores_writes(config_size):
     run(dut, body)
 
 
-def test_absent_device_does_not_hang_config_reads():
+def test_absent_device_does_not_hang_config_reads(make):
     dut = make(config_size=16)
 
     async def testbench(ctx):
@@ -510,11 +508,11 @@ def test_absent_device_does_not_hang_config_reads():
 
 # --- access rules ---------------------------------------------------------------------------------
 
-def test_undefined_offsets_read_zero_and_ignore_writes():
+def test_undefined_offsets_read_zero_and_ignore_writes(make, run, undefined_offsets, snapshot):
     dut = make(shm_regions=[(0, 0x1000)])
 
     async def body(ctx, io, device):
-        await io.write(off(dut, "QueueReady"), 1)
+        await io.write(dut.regs["QueueReady"].offset, 1)
         before = await snapshot(ctx, io, dut)
         for offset in undefined_offsets(dut):
             assert await io.read(offset) == 0, hex(offset)
@@ -523,7 +521,7 @@ def test_undefined_offsets_read_zero_and_ignore_writes():
     run(dut, body)
 
 
-def test_write_only_registers_read_zero():
+def test_write_only_registers_read_zero(make, run):
     dut = make()
 
     async def body(ctx, io, device):
@@ -536,7 +534,7 @@ def test_write_only_registers_read_zero():
     run(dut, body)
 
 
-def test_writes_to_read_only_registers_do_nothing():
+def test_writes_to_read_only_registers_do_nothing(make, run, snapshot):
     dut = make()
 
     async def body(ctx, io, device):
@@ -549,7 +547,7 @@ def test_writes_to_read_only_registers_do_nothing():
 
 
 @pytest.mark.parametrize("sel", [0b0000, 0b0001, 0b0011, 0b0111, 0b1110, 0b1100, 0b1000])
-def test_partial_byte_enables_on_control_registers_are_ignored(sel):
+def test_partial_byte_enables_on_control_registers_are_ignored(sel, make, run, snapshot):
     dut = make()
 
     async def body(ctx, io, device):
@@ -564,7 +562,7 @@ def test_partial_byte_enables_on_control_registers_are_ignored(sel):
 
 
 @pytest.mark.parametrize("sel", [0b0000, 0b0001, 0b0100, 0b1100])
-def test_partial_reads_return_the_whole_word(sel):
+def test_partial_reads_return_the_whole_word(sel, make, run):
     dut = make()
 
     async def body(ctx, io, device):
@@ -573,7 +571,7 @@ def test_partial_reads_return_the_whole_word(sel):
     run(dut, body)
 
 
-def test_every_register_access_is_acknowledged_in_its_documented_cycle():
+def test_every_register_access_is_acknowledged_in_its_documented_cycle(make, run):
     # documented: a read is acknowledged 2 cycles after its request, a write 1 cycle after
     dut = make(notify_base=0x200, notify_multiplier=4)
 
@@ -588,41 +586,14 @@ def test_every_register_access_is_acknowledged_in_its_documented_cycle():
     run(dut, body)
 
 
-async def back_to_back(ctx, bus, accesses):
-    """Classic Wishbone at full rate: ``cyc`` never drops, and each request is set up as soon as
-    the previous ack is seen, so it is taken in the cycle after the ack cycle, the earliest a
-    master can present it. ``accesses``: ``(we, word, data)``. Returns ``(dat_r, cycles)`` of
-    each access, cycles counted from the previous ack (from the start for the first)."""
-    results = []
-    ctx.set(bus.sel, 0b1111)
-    for we, word, data in accesses:
-        ctx.set(bus.we, we)
-        ctx.set(bus.adr, word)
-        ctx.set(bus.dat_w, data)
-        ctx.set(bus.cyc, 1)
-        ctx.set(bus.stb, 1)
-        cycles = 0
-        while True:
-            await ctx.tick()
-            cycles += 1
-            assert cycles < 8, "no ack"
-            if ctx.get(bus.ack):
-                break
-        results.append((ctx.get(bus.dat_r), cycles))
-    ctx.set(bus.cyc, 0)
-    ctx.set(bus.stb, 0)
-    await ctx.tick()
-    return results
-
-
-def test_back_to_back_accesses_see_the_previous_write():
+def test_back_to_back_accesses_see_the_previous_write(make, run):
     # Writes are performed in their ack cycle; the next request, in the cycle after it, must see
     # them: a selector write steers the very next access, and a reset is done before it.
     dut = make(num_queues=2, device_features=1 << 5)
     word = {r.name: r.word for r in dut.regs}
 
     async def body(ctx, io, device):
-        got = await back_to_back(ctx, dut.bus, [
+        got = await wishbone_back_to_back(ctx, dut.bus, [
             (1, word["QueueSel"], 1), (1, word["QueueDescLow"], 0x1111),
             (1, word["QueueSel"], 0), (1, word["QueueDescLow"], 0x2222),
             (1, word["QueueReady"], 1), (1, word["QueueDescLow"], 0x3333),   # ready: ignored
@@ -636,7 +607,7 @@ def test_back_to_back_accesses_see_the_previous_write():
         assert got[10][0] == 1 and got[12][0] == 1 << 5            # VERSION_1 word, then word 0
         assert ctx.get(dut.device.queues[1].desc) == 0x1111
         assert ctx.get(dut.device.queues[0].desc) == 0x2222
-        got = await back_to_back(ctx, dut.bus, [
+        got = await wishbone_back_to_back(ctx, dut.bus, [
             (1, word["Status"], Status.ACKNOWLEDGE.value), (0, word["Status"], 0),
             (1, word["Status"], 0), (0, word["Status"], 0), (0, word["QueueReady"], 0),
         ])
@@ -646,7 +617,7 @@ def test_back_to_back_accesses_see_the_previous_write():
     run(dut, body)
 
 
-def test_random_accesses_never_hang_the_bus():
+def test_random_accesses_never_hang_the_bus(make, run):
     dut = make(notify_base=0x200, notify_multiplier=4, shm_regions=[(0, 1)])
     rng = random.Random(1)
     words = 1 << len(dut.bus.adr)
@@ -663,20 +634,15 @@ def test_random_accesses_never_hang_the_bus():
     run(dut, body, stall=0.5)
 
 
-def test_aborted_config_read_gets_no_ack():
+def test_aborted_config_read_gets_no_ack(make, run):
     dut = make()
 
     async def body(ctx, io, device):
-        ctx.set(dut.bus.adr, CONFIG_OFFSET // 4)
-        ctx.set(dut.bus.sel, 0b1111)
-        ctx.set(dut.bus.we, 0)
-        ctx.set(dut.bus.cyc, 1)
-        ctx.set(dut.bus.stb, 1)
+        wishbone_request(ctx, dut.bus, CONFIG_OFFSET // 4)
         await ctx.tick()
-        ctx.set(dut.bus.cyc, 0)             # the master gives up before the ack
-        ctx.set(dut.bus.stb, 0)
+        wishbone_release(ctx, dut.bus)      # the master gives up before the ack
         for _ in range(3):
             assert not ctx.get(dut.bus.ack)
             await ctx.tick()
-        assert await io.read(off(dut, "MagicValue")) == MAGIC
+        assert await io.read(dut.regs["MagicValue"].offset) == MAGIC
     run(dut, body)

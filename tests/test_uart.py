@@ -6,6 +6,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 
+from sim.bus import stream_send
 from sim.serial import SimSerialLine
 from hw.soc.uart import UARTReceiver, UARTTransmitter, divisor_for
 from sim.waves import simulate
@@ -61,11 +62,8 @@ def test_transmitter_sends_every_byte_back_to_back(divisor):
     payload = bytes(range(0, 256, 11))
 
     async def body(ctx, dut, line):
-        ctx.set(dut.tx.data.valid, 1)
         for byte in payload:
-            ctx.set(dut.tx.data.payload, byte)
-            await ctx.tick().until(dut.tx.data.ready)
-        ctx.set(dut.tx.data.valid, 0)
+            await stream_send(ctx, dut.tx.data, byte, timeout=12 * divisor)
         assert await line.read(len(payload)) == payload
         assert line.framing_errors == 0
 
