@@ -28,7 +28,7 @@ async def axi_read(ctx, bus, addr, *, timeout=32):
     cycles = await wait_until(ctx, bus.arready, timeout=timeout, what=f"arready for {addr:#x}")
     ctx.set(bus.arvalid, 0)
     ctx.set(bus.rready, 1)
-    for extra in range(timeout):
+    for extra in range(timeout):  # noqa: B007 (counted in the result)
         if ctx.get(bus.rvalid):
             break
         await ctx.tick()

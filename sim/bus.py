@@ -105,7 +105,7 @@ def wishbone_release(ctx, bus):
 
 async def _access(ctx, bus, *, adr, we, dat_w, sel, timeout):
     wishbone_request(ctx, bus, adr, we=we, dat_w=dat_w, sel=sel)
-    for cycles in range(1, timeout + 1):
+    for cycles in range(1, timeout + 1):  # noqa: B007 (returned: cycles to ack)
         await ctx.tick()
         if ctx.get(bus.ack):
             break
@@ -143,7 +143,7 @@ async def wishbone_back_to_back(ctx, bus, accesses, *, timeout=8):
     try:
         for we, word, data in accesses:
             wishbone_request(ctx, bus, word, we=we, dat_w=data)
-            for cycles in range(1, timeout + 1):
+            for cycles in range(1, timeout + 1):  # noqa: B007 (recorded after the loop)
                 await ctx.tick()
                 if ctx.get(bus.ack):
                     break

@@ -370,7 +370,7 @@ def screenshot(vcd, gtkw, png, *, settle=2.0, timeout=120):
     png = Path(png)
     png.unlink(missing_ok=True)
     width, height = SCREEN
-    for attempt in range(2):     # xvfb-run -a can lose a race for a display number
+    for _attempt in range(2):     # xvfb-run -a can lose a race for a display number
         result = subprocess.run(
             ["xvfb-run", "-a", "-s", f"-screen 0 {width}x{height}x24", "bash", "-c", _SHOT,
              "shot", str(vcd), str(gtkw), str(png), str(settle)],

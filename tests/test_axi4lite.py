@@ -227,7 +227,7 @@ def test_reads_and_writes_alternate_when_both_wait(axi_top, run_axi):
             if bvalid:
                 kinds.append("B")
         assert len(kinds) >= 8
-        assert all(a != b for a, b in zip(kinds, kinds[1:])), kinds
+        assert all(a != b for a, b in zip(kinds, kinds[1:], strict=False)), kinds
         assert sorted(set(requests)) == sorted({regs["MagicValue"].word, regs["QueueSel"].word})
         for signal in (axi.arvalid, axi.awvalid, axi.wvalid):
             ctx.set(signal, 0)

@@ -30,7 +30,8 @@ CASES = [
     (lambda: NotificationQueue(num_queues=2, with_data=1), TypeError,
      r"with_data must be a bool, not 1"),
     (lambda: RegisterMap(None, notify=1), TypeError, r"notify must be a bool, not 1"),
-    (lambda: Field("f", 30, 4), ValueError, r"width must be an integer from 1 to 2 \(lsb 30\), not 4"),
+    (lambda: Field("f", 30, 4), ValueError,
+     r"width must be an integer from 1 to 2 \(lsb 30\), not 4"),
     (lambda: Field("f", "0", 4), TypeError, r"lsb must be an integer from 0 to 31, not '0'"),
     (lambda: Register("R", 0x2, Access.R, "r"), ValueError,
      r"offset must be a non-negative multiple of 4, not 2"),
@@ -38,7 +39,8 @@ CASES = [
     (lambda: Register("R", 0x0, Access.R, "r", reset=1 << 32), ValueError,
      r"reset must be None or an integer of 32 bits, not 4294967296"),
     (lambda: UARTReceiver(divisor=4.0), TypeError, r"divisor must be an integer of at least 4"),
-    (lambda: UARTTransmitter(divisor=3), ValueError, r"divisor must be an integer of at least 4, not 3"),
+    (lambda: UARTTransmitter(divisor=3), ValueError,
+     r"divisor must be an integer of at least 4, not 3"),
     (lambda: divisor_for("12e6", 9600), TypeError, r"clk_frequency must be a number, not '12e6'"),
     (lambda: UARTBridge(timeout=10, bus_timeout=0), ValueError,
      r"bus_timeout must be a positive integer, not 0"),
@@ -62,7 +64,8 @@ CASES = [
     (lambda: BridgeError("x", code=4), TypeError, r"code must be a bridge Error or None, not 4"),
     (lambda: BridgeMMIO(object()), TypeError, r"line must have write, read and settle methods"),
     (lambda: SerialLine(1), TypeError, r"port must be a string"),
-    (lambda: SerialLine("/dev/null", baud=0), ValueError, r"baud must be a positive integer, not 0"),
+    (lambda: SerialLine("/dev/null", baud=0), ValueError,
+     r"baud must be a positive integer, not 0"),
 ]
 
 

@@ -307,7 +307,7 @@ def check(name, ops, *, model_class=TransportModel):
     ops = list(ops) + closing_ops(name)
     got = runner(name).run(ops)
     model = model_class(**CONFIGS[name], config=CONFIG_BYTES)
-    for i, (op, gw) in enumerate(zip(ops, got)):
+    for i, (op, gw) in enumerate(zip(ops, got, strict=True)):
         expected = apply_model(model, op)
         diffs = [f"{key}: gateware {gw[key]!r}, model {expected[key]!r}"
                  for key in expected if gw[key] != expected[key]]

@@ -95,7 +95,7 @@ def test_markdown_lists_every_register(msi, heading):
     rows = _rows(text, heading)
     regs = list(MAPS[msi])
     assert len(rows) == len(regs)
-    for reg, row in zip(regs, rows):
+    for reg, row in zip(regs, rows, strict=True):
         cells = [c.strip() for c in row.strip("|").split(" | ")]
         offset, name, width, access, reset, macro, meaning = cells[:7]
         assert (offset, name, width, access) == \

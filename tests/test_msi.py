@@ -96,7 +96,8 @@ def test_every_event_sends_its_message(mode, num_queues, make, run):
 @pytest.mark.parametrize("sharing", [False, True])
 def test_msi_state_mirrors_each_flag_in_both_places(sharing, make, run):
     dut = make(msi="v2", num_queues=1, msi_sharing=sharing)
-    flag = lambda bit: 1 << bit
+    def flag(bit):
+        return 1 << bit
 
     async def body(ctx, io, device, intc):
         drv = VirtioMMIODriver(io, msi=dut.personality)

@@ -34,9 +34,9 @@ def test_msi_scenario_delivers_every_interrupt_as_a_message():
     delivered = [line for line in lines if "MSI write" in line]
     # queue 0 -> vector 1, queue 1 -> vector 2, config -> vector 0, then vector 2 after unmask
     expected = [MSI_MESSAGES[v] for v in (1, 2, 0, 2)]
-    assert [f"{data:#x} -> {address:#x}" in line for line, (address, data) in
-            zip(delivered, expected)] == [True] * 4
     assert len(delivered) == 4
+    assert [f"{data:#x} -> {address:#x}" in line for line, (address, data) in
+            zip(delivered, expected, strict=True)] == [True] * 4
     assert all(line.endswith("irq 0") for line in delivered)
     assert "-MSI" in gtkw.read_text()
     assert "MsiCmd" in [name for _, name in transcript.names()]
