@@ -258,15 +258,15 @@ def check_applies(mutants, root=ROOT):
                          "\n  ".join(problems))
 
 
-def _copy_tree(dest):
+def _copy_tree(source, dest):
     ignore = shutil.ignore_patterns(".git", ".venv", "build", "__pycache__", ".pytest_cache",
                                     ".hypothesis", "*.egg-info", "*.vcd", "*.gtkw")
-    shutil.copytree(ROOT, dest, ignore=ignore)
+    shutil.copytree(source, dest, ignore=ignore)
 
 
-def test_files(first=(), ignore=DEFAULT_IGNORE):
+def ordered_test_files(root, first=(), ignore=DEFAULT_IGNORE):
     """The test files in run order: ``first``, the others by name, then :data:`LAST`."""
-    present = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py"))
+    present = sorted(str(p.relative_to(root)) for p in (root / "tests").glob("test_*.py"))
     present = [p for p in present if p not in ignore]
     head = [p for p in first if p in present]
     tail = [p for p in LAST if p in present and p not in head]
@@ -306,15 +306,16 @@ def pytest_args(options):
     return args + list(options.pytest)
 
 
-def run_mutant(mutant, options):
+def run_mutant(mutant, options, source):
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
         tree = Path(tmp) / "tree"
-        _copy_tree(tree)
+        _copy_tree(source, tree)
         target = tree / mutant.path
         text = target.read_text()
         assert text.count(mutant.original) == 1
         target.write_text(text.replace(mutant.original, mutant.replacement))
-        files = options.tests or test_files(FIRST.get(mutant.path, ()), options.ignore)
+        files = options.tests or ordered_test_files(tree, FIRST.get(mutant.path, ()),
+                                                    options.ignore)
         rc, by, output, seconds = run_pytest(tree, files, pytest_args(options),
                                              options.mutant_timeout)
     if rc is None:
@@ -326,12 +327,12 @@ def run_mutant(mutant, options):
     return Result(mutant, "error", f"pytest exit code {rc}", seconds, output)
 
 
-def run_clean(options):
+def run_clean(options, source):
     """The unmutated tree must pass the same selection, or every mutant would look killed."""
     with tempfile.TemporaryDirectory(prefix="mutant-clean-") as tmp:
         tree = Path(tmp) / "tree"
-        _copy_tree(tree)
-        files = options.tests or test_files((), options.ignore)
+        _copy_tree(source, tree)
+        files = options.tests or ordered_test_files(tree, (), options.ignore)
         return run_pytest(tree, files, pytest_args(options), options.mutant_timeout)
 
 
@@ -387,9 +388,14 @@ def main(argv=None):
 
     start = time.monotonic()
     results = []
-    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        clean = None if options.no_clean else pool.submit(run_clean, options)
-        futures = [pool.submit(run_mutant, m, options) for m in mutants]
+    # One snapshot of the tree at the start: edits made while the run goes on do not leak into
+    # the later mutants.
+    snapshot = tempfile.TemporaryDirectory(prefix="mutant-source-")
+    source = Path(snapshot.name) / "tree"
+    _copy_tree(ROOT, source)
+    with snapshot, ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        clean = None if options.no_clean else pool.submit(run_clean, options, source)
+        futures = [pool.submit(run_mutant, m, options, source) for m in mutants]
         for future in futures:
             r = future.result()
             results.append(r)
