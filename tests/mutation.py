@@ -101,7 +101,10 @@ MUTANTS = (
     M("msi-map-queue-out-of-range", "hw/msi.py",
       "is_cmd[MsiCmdV2.MAP_QUEUE] & map_ok & (self.queue_sel < n)",
       "is_cmd[MsiCmdV2.MAP_QUEUE] & map_ok",
-      "MAP_QUEUE with QueueSel out of range changes a map entry (the Array's last)"),
+      "MAP_QUEUE with QueueSel out of range is not refused by the controller",
+      equivalent="QueueSel is stored saturated at num_queues, and an Amaranth 0.5 Array "
+                 "assignment with an index that has no element assigns nothing (ArrayProxy "
+                 "lowers to a SwitchValue with one case per element)"),
     M("msi-map-no-vector-refused", "hw/msi.py",
       "map_ok = sel_ok | sel_none",
       "map_ok = sel_ok",
@@ -198,6 +201,10 @@ MUTANTS = (
       "events = Mux(msi_enabled & ~disabling | enabling, 0, Cat(used_event, config_event))",
       "events = Mux(msi_enabled | enabling, 0, Cat(used_event, config_event))",
       "an event in the cycle of DISABLE is lost (D6)"),
+    M("transport-map-queue-truncated-sel", "hw/transport.py",
+      "msi.queue_sel.eq(queue_sel),",
+      "msi.queue_sel.eq(sel_index),",
+      "MAP_QUEUE sees QueueSel's index bits only: an out-of-range QueueSel maps a real queue"),
     M("transport-generation-not-reset", "hw/transport.py",
       "generation   = register(8)",
       "generation   = Signal(8)",
