@@ -15,7 +15,7 @@ Usage (from the checkout root)::
 
     python tests/mutation.py                  # every mutant, 2 at a time, against the quick tier
     python tests/mutation.py --list           # the mutant table
-    python tests/mutation.py --only NAME ...  # some mutants (repeat --only)
+    python tests/mutation.py --only NAME ...  # some mutants (repeat --only), equivalent or not
     python tests/mutation.py -j 1 -- -n 2     # one mutant at a time, each pytest on 2 workers
     python tests/mutation.py -m "not slow"    # another marker expression for the test selection
 
@@ -358,6 +358,8 @@ def main(argv=None):
     parser.add_argument("--list", action="store_true", help="print the mutant table and exit")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this mutant (repeatable)")
+    parser.add_argument("--equivalent", action="store_true",
+                        help="run the equivalent mutants too (skipped unless named by --only)")
     parser.add_argument("-j", "--jobs", type=int, default=2,
                         help="mutants run in parallel (default 2)")
     parser.add_argument("-m", "--markers", default=DEFAULT_MARKERS,
@@ -389,6 +391,9 @@ def main(argv=None):
         if unknown:
             raise SystemExit(f"mutation.py: no mutant named {', '.join(unknown)} (see --list)")
         mutants = tuple(known[n] for n in options.only)
+    elif not (options.equivalent or options.list):
+        # an equivalent mutant survives every suite: running it costs a whole run for nothing
+        mutants = tuple(m for m in MUTANTS if not m.equivalent)
     if options.list:
         print_table(mutants)
         return 0
@@ -420,7 +425,8 @@ def main(argv=None):
     print()
     print(f"kill rate: {len(killed)}/{len(counted)} = "
           f"{100 * len(killed) / max(1, len(counted)):.0f}% of the non-equivalent mutants "
-          f"({len(results) - len(counted)} equivalent left out), "
+          f"({sum(1 for m in (mutants if options.only else MUTANTS) if m.equivalent)} "
+          f"equivalent not counted), "
           f"{time.monotonic() - start:.0f} s")
     if survivors:
         print("survivors:")
