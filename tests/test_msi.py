@@ -770,3 +770,34 @@ def test_map_queue_with_queue_sel_out_of_range_changes_no_map_entry(queue_sel):
             await settle(ctx)
             assert intc.take() == [message(q + 1)], q
     run(dut, body)
+
+
+@pytest.mark.parametrize("bit", ["used", "config"])
+@pytest.mark.parametrize("sharing", [False, True], ids=["fixed-map", "sharing"])
+def test_disable_folds_each_kind_of_event_into_its_own_bit(sharing, bit):
+    # decisions.md D6: on DISABLE a pending vector's config events go to InterruptStatus bit 1,
+    # its queue events to bit 0; one kind at a time, so that a swap of the two shows.
+    params = dict(msi="v2", num_queues=2)
+    if sharing:
+        params.update(msi_sharing=True, msi_vectors=2)
+    dut = make(**params)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        if sharing:
+            # both kinds on one vector, so that only the pending kind can tell the bit
+            await io.write(off(dut, "QueueSel"), 1)
+            await command(io, dut, MsiCmdV2.MAP_QUEUE, 1)
+            await command(io, dut, MsiCmdV2.MAP_CONFIG, 1)
+        for v in range(dut.msi_vectors):
+            await command(io, dut, MsiCmdV2.MASK, v)
+        if bit == "used":
+            device.raise_used(1)
+        else:
+            device.change_config()
+        await settle(ctx)
+        assert intc.take() == []
+        await command(io, dut, MsiCmdV2.DISABLE)
+        assert await io.read(off(dut, "InterruptStatus")) == (USED if bit == "used" else CONFIG)
+        assert ctx.get(dut.irq)
+    run(dut, body)
