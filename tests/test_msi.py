@@ -801,3 +801,31 @@ def test_disable_folds_each_kind_of_event_into_its_own_bit(sharing, bit):
         assert await io.read(off(dut, "InterruptStatus")) == (USED if bit == "used" else CONFIG)
         assert ctx.get(dut.irq)
     run(dut, body)
+
+
+def test_offered_message_holds_while_the_sink_stalls():
+    # A stream's payload may not change while valid is high and ready low (amaranth.lib.stream):
+    # the message offered first is the one accepted, even though another vector waits behind it.
+    dut = make(msi="v2", num_queues=2)
+
+    async def body(ctx, io, accepted):
+        ctx.set(dut.msi.ready, 0)
+        await v2_up(io, dut)
+        ctx.set(dut.device.queues.used, 0b11)
+        await ctx.tick()
+        ctx.set(dut.device.queues.used, 0)
+        await ctx.tick().until(dut.msi.valid)
+        offered = ctx.get(dut.msi.p)
+        offered = (offered.address, offered.data)
+        assert offered in (message(1), message(2))
+        for _ in range(8):
+            await ctx.tick()
+            assert ctx.get(dut.msi.valid)
+            payload = ctx.get(dut.msi.p)
+            assert (payload.address, payload.data) == offered
+        ctx.set(dut.msi.ready, 1)
+        for _ in range(8):
+            await ctx.tick()
+        assert accepted[0] == offered
+        assert sorted(accepted) == [message(1), message(2)]
+    simulate_exact(dut, body)
