@@ -59,6 +59,13 @@ FIRST = {
 }
 LAST = ("tests/test_differential.py",)
 
+#: ``--hw``: the test files that drive hw/ directly (the register block, MSI, doorbells, AXI4-Lite,
+#: the driver model against it, the differential model). On a loaded machine the rest of the
+#: quick tier (boards, export, waveforms, generators) costs more than it kills.
+HW_TESTS = tuple(f"tests/test_{name}.py" for name in (
+    "msi", "axi4lite", "transport", "notify", "wishbone", "regmap", "reset", "driver",
+    "differential"))
+
 
 @dataclasses.dataclass(frozen=True)
 class Mutant:
@@ -271,10 +278,11 @@ def _copy_tree(source, dest):
     shutil.copytree(source, dest, ignore=ignore)
 
 
-def ordered_test_files(root, first=(), ignore=DEFAULT_IGNORE):
-    """The test files in run order: ``first``, the others by name, then :data:`LAST`."""
+def ordered_test_files(root, first=(), ignore=DEFAULT_IGNORE, only=None):
+    """The test files in run order: ``first``, the others by name, then :data:`LAST`; all of
+    ``tests/`` but ``ignore``, or the files in ``only``."""
     present = sorted(str(p.relative_to(root)) for p in (root / "tests").glob("test_*.py"))
-    present = [p for p in present if p not in ignore]
+    present = [p for p in present if p not in ignore and (only is None or p in only)]
     head = [p for p in first if p in present]
     tail = [p for p in LAST if p in present and p not in head]
     return head + [p for p in present if p not in head and p not in tail] + tail
@@ -308,6 +316,7 @@ def pytest_args(options):
         args += ["-m", options.markers]
     if options.deselect:
         args += ["-k", f"not ({options.deselect})"]
+    args += ["--hypothesis-seed", str(options.seed)]
     if options.test_timeout:
         args += ["--timeout", str(options.test_timeout)]
     return args + list(options.pytest)
@@ -321,8 +330,8 @@ def run_mutant(mutant, options, source):
         text = target.read_text()
         assert text.count(mutant.original) == 1
         target.write_text(text.replace(mutant.original, mutant.replacement))
-        files = options.tests or ordered_test_files(tree, FIRST.get(mutant.path, ()),
-                                                    options.ignore)
+        files = ordered_test_files(tree, FIRST.get(mutant.path, ()), options.ignore,
+                                   options.tests)
         rc, by, output, seconds = run_pytest(tree, files, pytest_args(options),
                                              options.mutant_timeout)
     if rc is None:
@@ -339,7 +348,7 @@ def run_clean(options, source):
     with tempfile.TemporaryDirectory(prefix="mutant-clean-") as tmp:
         tree = Path(tmp) / "tree"
         _copy_tree(source, tree)
-        files = options.tests or ordered_test_files(tree, (), options.ignore)
+        files = ordered_test_files(tree, (), options.ignore, options.tests)
         return run_pytest(tree, files, pytest_args(options), options.mutant_timeout)
 
 
@@ -369,8 +378,14 @@ def main(argv=None):
                              f"{DEFAULT_DESELECT!r}; '' for none)")
     parser.add_argument("--ignore", action="append", default=None, metavar="PATH",
                         help=f"test files left out (default: {', '.join(DEFAULT_IGNORE)})")
-    parser.add_argument("--tests", nargs="+", metavar="PATH",
-                        help="run these test paths instead of tests/ (in this order)")
+    parser.add_argument("--tests", nargs="+", metavar="FILE",
+                        help="only these test files (tests/test_x.py; still in the run order: "
+                             "the mutated module's own tests first)")
+    parser.add_argument("--hw", action="store_true",
+                        help="only the test files that drive hw/ directly: " +
+                             " ".join(Path(f).stem for f in HW_TESTS))
+    parser.add_argument("--seed", type=int, default=0,
+                        help="Hypothesis seed, so that a run is reproducible (default 0)")
     parser.add_argument("--test-timeout", type=int, default=300,
                         help="seconds per test, pytest-timeout (default 300; 0: none)")
     parser.add_argument("--mutant-timeout", type=int, default=3600,
@@ -382,6 +397,8 @@ def main(argv=None):
     options = parser.parse_args(argv)
     if options.ignore is None:
         options.ignore = DEFAULT_IGNORE
+    if options.hw:
+        options.tests = list(HW_TESTS) + list(options.tests or ())
 
     check_applies(MUTANTS)
     mutants = MUTANTS
