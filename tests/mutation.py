@@ -291,10 +291,12 @@ def ordered_test_files(root, first=(), ignore=DEFAULT_IGNORE, only=None):
 _FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
 
 
-def run_pytest(tree, files, args, timeout):
+def run_pytest(tree, files, args, timeout, examples=None):
     """Run pytest in ``tree``. Returns (returncode, first failing test, output, seconds)."""
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
     env.pop("VIRTIO_WAVES", None)
+    if examples is not None:
+        env["VIRTIO_EXAMPLES"] = str(examples)
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                *args, *files]
     start = time.monotonic()
@@ -333,7 +335,7 @@ def run_mutant(mutant, options, source):
         files = ordered_test_files(tree, FIRST.get(mutant.path, ()), options.ignore,
                                    options.tests)
         rc, by, output, seconds = run_pytest(tree, files, pytest_args(options),
-                                             options.mutant_timeout)
+                                             options.mutant_timeout, options.examples)
     if rc is None:
         return Result(mutant, "timeout", "", seconds, output)
     if rc == 0:
@@ -349,7 +351,8 @@ def run_clean(options, source):
         tree = Path(tmp) / "tree"
         _copy_tree(source, tree)
         files = ordered_test_files(tree, (), options.ignore, options.tests)
-        return run_pytest(tree, files, pytest_args(options), options.mutant_timeout)
+        return run_pytest(tree, files, pytest_args(options), options.mutant_timeout,
+                          options.examples)
 
 
 def print_table(mutants):
@@ -384,6 +387,9 @@ def main(argv=None):
     parser.add_argument("--hw", action="store_true",
                         help="only the test files that drive hw/ directly: " +
                              " ".join(Path(f).stem for f in HW_TESTS))
+    parser.add_argument("--examples", type=int, metavar="N",
+                        help="Hypothesis examples per differential test (VIRTIO_EXAMPLES; "
+                             "default: the suite's own)")
     parser.add_argument("--seed", type=int, default=0,
                         help="Hypothesis seed, so that a run is reproducible (default 0)")
     parser.add_argument("--test-timeout", type=int, default=300,
