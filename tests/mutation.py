@@ -182,7 +182,7 @@ MUTANTS = (
     # --- hw/transport.py ---------------------------------------------------------------------
     M("transport-enable-keeps-config-bit", "hw/transport.py",
       "handed_over = Mux(enabling, 0b11, 0)",
-      "handed_over = Mux(enabling, 0b01, 0)",
+      "handed_over = Mux(enabling, Const(0b01, 2), 0)",
       "ENABLE leaves InterruptStatus bit 1 set after handing it over (D6)"),
     M("transport-queue-ready-read-out-of-range", "hw/transport.py",
       "\"QueueReady\":       Mux(qsel_ok, ready.bit_select(sel_index, 1), 0),",
