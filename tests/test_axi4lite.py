@@ -286,3 +286,49 @@ def test_msi_master_flags_error_responses(request):
     simulate(dut, testbench, processes=[sink.run, watch], name=request.node.name)
     assert len(sink.writes) == 1
     assert sum(errors) == 1
+
+
+# --- measured by tests/mutation.py (issue 11) ----------------------------------------------------
+
+def test_unaligned_read_after_a_read_returns_zero_data_with_slverr():
+    # The bridge's Operation: an unaligned read gets SLVERR with read data 0, never the data of
+    # the read before it (which a master that ignores RRESP would take as the register's value).
+    top = AXITop()
+    regs = top.transport.regs
+
+    async def body(ctx, io, device, requests):
+        magic = regs["MagicValue"].offset
+        for low in (1, 2, 3):
+            data, resp, _ = await axi_read(ctx, top.axi, magic)
+            assert (data, resp) == (MAGIC, Response.OKAY)
+            data, resp, _ = await axi_read(ctx, top.axi, magic + low)
+            assert (data, resp) == (0, Response.SLVERR), low
+        assert requests == [regs["MagicValue"].word] * 3
+    run_axi(top, body)
+
+
+@pytest.mark.parametrize("response", list(Response), ids=lambda r: r.name)
+def test_msi_master_flags_every_response_but_okay(response):
+    # AXI4LiteMSIMaster's `error`: one pulse per write whose response is not OKAY, whichever
+    # response it is (DECERR from an interconnect, SLVERR from the target, EXOKAY, which
+    # AXI4-Lite does not allow).
+    dut = AXI4LiteMSIMaster()
+    sink = AXIWriteSink(dut.axi, response=response)
+    errors = []
+
+    async def watch(ctx):
+        async for _, _, error in ctx.tick().sample(dut.error):
+            errors.append(error)
+
+    async def testbench(ctx):
+        for i in range(3):
+            ctx.set(dut.msi.payload, {"address": 0xfee0_0000 + 4 * i, "data": 0x41 + i})
+            ctx.set(dut.msi.valid, 1)
+            await ctx.tick().until(dut.msi.ready)
+            ctx.set(dut.msi.valid, 0)
+        for _ in range(16):
+            await ctx.tick()
+
+    simulate(dut, testbench, processes=[sink.run, watch], name=caller_test_name())
+    assert [w.data for w in sink.writes] == [0x41, 0x42, 0x43]
+    assert sum(errors) == (0 if response == Response.OKAY else 3)

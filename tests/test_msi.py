@@ -623,3 +623,233 @@ def test_wishbone_master_performs_one_write_per_message(ack_delay):
 def test_wishbone_master_refuses_bad_address_width():
     with pytest.raises(ValueError, match="addr_width must be an integer from 1 to 62, not 0"):
         MSIWishboneMaster(addr_width=0)
+
+
+# --- measured by tests/mutation.py (issue 11): cycle-exact hand-over and acceptance ------------
+
+def simulate_exact(dut, body):
+    """Run ``body(ctx, io, accepted)`` against ``dut`` with no device model and no interrupt
+    controller model: the body drives ``device.queues.used``, ``device.config_change`` and
+    ``msi.ready`` itself, in the cycles it chooses. ``accepted`` collects ``(address, data)`` of
+    every message the stream hands over."""
+    accepted = []
+    done = []
+
+    async def sink(ctx):
+        async for _, _, valid, ready, payload in ctx.tick().sample(
+                dut.msi.valid, dut.msi.ready, dut.msi.p):
+            if valid and ready:
+                accepted.append((payload.address, payload.data))
+
+    async def testbench(ctx):
+        await body(ctx, SimMMIO(ctx, dut.bus), accepted)
+        done.append(True)
+
+    from helpers import caller_test_name
+    from sim.bus import SimMMIO
+    simulate(dut, testbench, processes=[sink], name=caller_test_name())
+    assert done, "testbench did not finish"
+
+
+@pytest.mark.parametrize("kind", ["used", "config"])
+@pytest.mark.parametrize("sharing", [False, True], ids=["fixed-map", "sharing"])
+def test_event_in_the_cycle_of_acceptance_sends_another_message(sharing, kind):
+    # decisions.md D5: events before the acceptance coalesce into the message on the stream; an
+    # event from the acceptance cycle on (the cycle the sink takes the message) causes another.
+    params = dict(msi="v2", num_queues=2)
+    if sharing:
+        params.update(msi_sharing=True, msi_vectors=3)
+    dut = make(**params)
+    queue = 1
+    vector = 0 if kind == "config" else (2 if sharing else queue + 1)
+
+    def event(ctx):
+        if kind == "used":
+            ctx.set(dut.device.queues.used, 1 << queue)
+        else:
+            ctx.set(dut.device.config_change, 1)
+
+    def quiet(ctx):
+        ctx.set(dut.device.queues.used, 0)
+        ctx.set(dut.device.config_change, 0)
+
+    async def body(ctx, io, accepted):
+        ctx.set(dut.msi.ready, 0)
+        await v2_up(io, dut)
+        if sharing:
+            await io.write(off(dut, "QueueSel"), queue)
+            await command(io, dut, MsiCmdV2.MAP_QUEUE, vector if kind == "used" else 1)
+            await command(io, dut, MsiCmdV2.MAP_CONFIG, vector if kind == "config" else 1)
+        # offset: cycles from the acceptance (cycle 0) to the second event
+        for offset in (-1, 0, 1, 2):
+            accepted.clear()
+            event(ctx)
+            await ctx.tick()
+            quiet(ctx)
+            await ctx.tick().until(dut.msi.valid)     # the message is offered; the sink stalls
+            for _ in range(3):
+                await ctx.tick()
+            for cycle in range(min(offset, 0), max(offset, 0) + 1):
+                ctx.set(dut.msi.ready, cycle == 0)
+                if cycle == offset:
+                    event(ctx)
+                await ctx.tick()
+                quiet(ctx)
+            ctx.set(dut.msi.ready, 1)
+            for _ in range(12):
+                await ctx.tick()
+            ctx.set(dut.msi.ready, 0)
+            expected = 1 if offset < 0 else 2
+            assert accepted == [message(vector)] * expected, f"second event at {offset:+d}"
+
+    simulate_exact(dut, body)
+
+
+@pytest.mark.parametrize("bit", ["used", "config"])
+@pytest.mark.parametrize("sharing", [False, True], ids=["fixed-map", "sharing"])
+def test_enable_hands_each_interrupt_status_bit_to_its_own_vectors(sharing, bit):
+    # decisions.md D6: on ENABLE, bit 0 goes to the vector of every ready queue (and no other),
+    # bit 1 to the config vector; each bit alone, so that a swap or a dropped term shows.
+    params = dict(msi="v2", num_queues=3)
+    if sharing:
+        params.update(msi_sharing=True, msi_vectors=4)
+    dut = make(**params)
+    ready = [0, 2]                                  # queue 1 is not ready
+    if sharing:
+        # queue 0 -> 3, queue 1 (not ready) -> 0, queue 2 -> 1, config -> 2
+        queue_vector, config_vector = {0: 3, 1: 0, 2: 1}, 2
+    else:
+        queue_vector, config_vector = {q: q + 1 for q in range(3)}, 0
+    expected = [config_vector] if bit == "config" else [queue_vector[q] for q in ready]
+
+    async def body(ctx, io, device, intc):
+        await negotiate_msi(io, dut)
+        for v in range(dut.msi_vectors):
+            await configure(io, dut, v)
+        if sharing:
+            for q, v in queue_vector.items():
+                await io.write(off(dut, "QueueSel"), q)
+                await command(io, dut, MsiCmdV2.MAP_QUEUE, v)
+            await command(io, dut, MsiCmdV2.MAP_CONFIG, config_vector)
+        await make_ready(io, dut, ready)
+        if bit == "used":
+            device.raise_used(ready[0])             # one queue's event sets bit 0
+        else:
+            device.change_config()
+        await settle(ctx)
+        assert await io.read(off(dut, "InterruptStatus")) == (USED if bit == "used" else CONFIG)
+        assert intc.take() == []
+        await command(io, dut, MsiCmdV2.ENABLE)
+        await settle(ctx)
+        assert sorted(intc.take()) == sorted(message(v) for v in expected)
+        assert await io.read(off(dut, "InterruptStatus")) == 0
+        assert not ctx.get(dut.irq)
+        # handed over, so nothing is left to fold back
+        await command(io, dut, MsiCmdV2.DISABLE)
+        assert await io.read(off(dut, "InterruptStatus")) == 0
+        assert intc.take() == []
+    run(dut, body)
+
+
+@pytest.mark.parametrize("queue_sel", [2, 3, 0xffff_ffff], ids=hex)
+def test_map_queue_with_queue_sel_out_of_range_changes_no_map_entry(queue_sel):
+    # decisions.md D4/D8: MAP_QUEUE maps queue QueueSel; a QueueSel at or above the number of
+    # queues names no queue, so no entry changes (a power-of-two queue count, so that the
+    # selector's low bits name a real queue).
+    dut = make(msi="v2", num_queues=2, msi_sharing=True, msi_vectors=3)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        for q, v in ((0, 1), (1, 2)):
+            await io.write(off(dut, "QueueSel"), q)
+            await command(io, dut, MsiCmdV2.MAP_QUEUE, v)
+        await io.write(off(dut, "QueueSel"), queue_sel)
+        await command(io, dut, MsiCmdV2.MAP_QUEUE, 0)
+        await command(io, dut, MsiCmdV2.MAP_QUEUE, NO_VECTOR)
+        for q in (0, 1):
+            device.raise_used(q)
+            await settle(ctx)
+            assert intc.take() == [message(q + 1)], q
+    run(dut, body)
+
+
+@pytest.mark.parametrize("bit", ["used", "config"])
+@pytest.mark.parametrize("sharing", [False, True], ids=["fixed-map", "sharing"])
+def test_disable_folds_each_kind_of_event_into_its_own_bit(sharing, bit):
+    # decisions.md D6: on DISABLE a pending vector's config events go to InterruptStatus bit 1,
+    # its queue events to bit 0; one kind at a time, so that a swap of the two shows.
+    params = dict(msi="v2", num_queues=2)
+    if sharing:
+        params.update(msi_sharing=True, msi_vectors=2)
+    dut = make(**params)
+
+    async def body(ctx, io, device, intc):
+        await v2_up(io, dut)
+        if sharing:
+            # both kinds on one vector, so that only the pending kind can tell the bit
+            await io.write(off(dut, "QueueSel"), 1)
+            await command(io, dut, MsiCmdV2.MAP_QUEUE, 1)
+            await command(io, dut, MsiCmdV2.MAP_CONFIG, 1)
+        for v in range(dut.msi_vectors):
+            await command(io, dut, MsiCmdV2.MASK, v)
+        if bit == "used":
+            device.raise_used(1)
+        else:
+            device.change_config()
+        await settle(ctx)
+        assert intc.take() == []
+        await command(io, dut, MsiCmdV2.DISABLE)
+        assert await io.read(off(dut, "InterruptStatus")) == (USED if bit == "used" else CONFIG)
+        assert ctx.get(dut.irq)
+    run(dut, body)
+
+
+def test_offered_message_holds_while_the_sink_stalls():
+    # A stream's payload may not change while valid is high and ready low (amaranth.lib.stream):
+    # the message offered first is the one accepted, even though another vector waits behind it.
+    dut = make(msi="v2", num_queues=2)
+
+    async def body(ctx, io, accepted):
+        ctx.set(dut.msi.ready, 0)
+        await v2_up(io, dut)
+        ctx.set(dut.device.queues.used, 0b11)
+        await ctx.tick()
+        ctx.set(dut.device.queues.used, 0)
+        await ctx.tick().until(dut.msi.valid)
+        offered = ctx.get(dut.msi.p)
+        offered = (offered.address, offered.data)
+        assert offered in (message(1), message(2))
+        for _ in range(8):
+            await ctx.tick()
+            assert ctx.get(dut.msi.valid)
+            payload = ctx.get(dut.msi.p)
+            assert (payload.address, payload.data) == offered
+        ctx.set(dut.msi.ready, 1)
+        for _ in range(8):
+            await ctx.tick()
+        assert accepted[0] == offered
+        assert sorted(accepted) == [message(1), message(2)]
+    simulate_exact(dut, body)
+
+
+def test_vectors_with_events_in_every_cycle_share_the_stream_fairly():
+    # The sender picks among waiting vectors round-robin: with every vector's event in every
+    # cycle and a sink that is always ready, each vector gets its turn, none is starved.
+    n = 4
+    dut = make(msi="v2", num_queues=n, queue_size_max=16)
+
+    async def body(ctx, io, accepted):
+        ctx.set(dut.msi.ready, 1)
+        await v2_up(io, dut)
+        for _ in range(8):
+            await ctx.tick()
+        accepted.clear()
+        ctx.set(dut.device.queues.used, (1 << n) - 1)
+        ctx.set(dut.device.config_change, 1)
+        for _ in range(100):
+            await ctx.tick()
+        ctx.set(dut.device.queues.used, 0)
+        ctx.set(dut.device.config_change, 0)
+        counts = [accepted.count(message(v)) for v in range(n + 1)]
+        assert min(counts) >= sum(counts) // (n + 1) - 2, counts
+    simulate_exact(dut, body)

@@ -646,3 +646,25 @@ def test_aborted_config_read_gets_no_ack(make, run):
             await ctx.tick()
         assert await io.read(dut.regs["MagicValue"].offset) == MAGIC
     run(dut, body)
+
+
+# --- measured by tests/mutation.py (issue 11) ----------------------------------------------------
+
+@pytest.mark.parametrize("selector", [2, 3, 0xffff_ffff], ids=hex)
+def test_queue_sel_out_of_range_reads_zero_while_every_queue_is_ready(selector):
+    # decisions.md D8: QueueReady and QueueNumMax read 0 for a QueueSel at or above the number of
+    # queues, whatever the real queues hold (here every one is ready, so no bit of theirs reads
+    # as 0 by chance).
+    dut = make(num_queues=2)
+
+    async def body(ctx, io, device):
+        for q in range(2):
+            await io.write(off(dut, "QueueSel"), q)
+            await io.write(off(dut, "QueueReady"), 1)
+        await io.write(off(dut, "QueueSel"), selector)
+        assert await io.read(off(dut, "QueueReady")) == 0
+        assert await io.read(off(dut, "QueueNumMax")) == 0
+        for q in range(2):
+            await io.write(off(dut, "QueueSel"), q)
+            assert await io.read(off(dut, "QueueReady")) == 1, q
+    run(dut, body)
