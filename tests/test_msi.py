@@ -7,7 +7,7 @@ from amaranth.hdl import ClockDomain, Module
 
 from hw.msi import MSIWishboneMaster
 from hw.regmap import NO_VECTOR, Feature, InterruptBit, MsiCmdV2, MsiOpV1, MsiStateBit
-from sim.bus import wishbone_write
+from sim.bus import SimMMIO, wishbone_write
 from sim.driver import VirtioMMIODriver
 from sim.waves import simulate
 
@@ -645,15 +645,13 @@ def simulate_exact(dut, body):
         await body(ctx, SimMMIO(ctx, dut.bus), accepted)
         done.append(True)
 
-    from helpers import caller_test_name
-    from sim.bus import SimMMIO
-    simulate(dut, testbench, processes=[sink], name=caller_test_name())
+    simulate(dut, testbench, processes=[sink], name="exact")
     assert done, "testbench did not finish"
 
 
 @pytest.mark.parametrize("kind", ["used", "config"])
 @pytest.mark.parametrize("sharing", [False, True], ids=["fixed-map", "sharing"])
-def test_event_in_the_cycle_of_acceptance_sends_another_message(sharing, kind):
+def test_event_in_the_cycle_of_acceptance_sends_another_message(sharing, kind, make):
     # decisions.md D5: events before the acceptance coalesce into the message on the stream; an
     # event from the acceptance cycle on (the cycle the sink takes the message) causes another.
     params = dict(msi="v2", num_queues=2)
@@ -674,12 +672,13 @@ def test_event_in_the_cycle_of_acceptance_sends_another_message(sharing, kind):
         ctx.set(dut.device.config_change, 0)
 
     async def body(ctx, io, accepted):
+        drv = VirtioMMIODriver(io, msi=dut.personality)
         ctx.set(dut.msi.ready, 0)
-        await v2_up(io, dut)
+        await v2_up(drv, dut)
         if sharing:
-            await io.write(off(dut, "QueueSel"), queue)
-            await command(io, dut, MsiCmdV2.MAP_QUEUE, vector if kind == "used" else 1)
-            await command(io, dut, MsiCmdV2.MAP_CONFIG, vector if kind == "config" else 1)
+            await io.write(dut.regs["QueueSel"].offset, queue)
+            await drv.msi_command(MsiCmdV2.MAP_QUEUE, vector if kind == "used" else 1)
+            await drv.msi_command(MsiCmdV2.MAP_CONFIG, vector if kind == "config" else 1)
         # offset: cycles from the acceptance (cycle 0) to the second event
         for offset in (-1, 0, 1, 2):
             accepted.clear()
@@ -707,7 +706,7 @@ def test_event_in_the_cycle_of_acceptance_sends_another_message(sharing, kind):
 
 @pytest.mark.parametrize("bit", ["used", "config"])
 @pytest.mark.parametrize("sharing", [False, True], ids=["fixed-map", "sharing"])
-def test_enable_hands_each_interrupt_status_bit_to_its_own_vectors(sharing, bit):
+def test_enable_hands_each_interrupt_status_bit_to_its_own_vectors(sharing, bit, make, run):
     # decisions.md D6: on ENABLE, bit 0 goes to the vector of every ready queue (and no other),
     # bit 1 to the config vector; each bit alone, so that a swap or a dropped term shows.
     params = dict(msi="v2", num_queues=3)
@@ -723,49 +722,52 @@ def test_enable_hands_each_interrupt_status_bit_to_its_own_vectors(sharing, bit)
     expected = [config_vector] if bit == "config" else [queue_vector[q] for q in ready]
 
     async def body(ctx, io, device, intc):
-        await negotiate_msi(io, dut)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await drv.write_features(VERSION_1 | MSI_F)
         for v in range(dut.msi_vectors):
-            await configure(io, dut, v)
+            await drv.msi_write_msg(v, *message(v))
         if sharing:
             for q, v in queue_vector.items():
-                await io.write(off(dut, "QueueSel"), q)
-                await command(io, dut, MsiCmdV2.MAP_QUEUE, v)
-            await command(io, dut, MsiCmdV2.MAP_CONFIG, config_vector)
-        await make_ready(io, dut, ready)
+                await io.write(dut.regs["QueueSel"].offset, q)
+                await drv.msi_command(MsiCmdV2.MAP_QUEUE, v)
+            await drv.msi_command(MsiCmdV2.MAP_CONFIG, config_vector)
+        await drv.enable_queues(ready)
         if bit == "used":
             device.raise_used(ready[0])             # one queue's event sets bit 0
         else:
             device.change_config()
         await settle(ctx)
-        assert await io.read(off(dut, "InterruptStatus")) == (USED if bit == "used" else CONFIG)
+        expected_bit = USED if bit == "used" else CONFIG
+        assert await io.read(dut.regs["InterruptStatus"].offset) == expected_bit
         assert intc.take() == []
-        await command(io, dut, MsiCmdV2.ENABLE)
+        await drv.msi_command(MsiCmdV2.ENABLE)
         await settle(ctx)
         assert sorted(intc.take()) == sorted(message(v) for v in expected)
-        assert await io.read(off(dut, "InterruptStatus")) == 0
+        assert await io.read(dut.regs["InterruptStatus"].offset) == 0
         assert not ctx.get(dut.irq)
         # handed over, so nothing is left to fold back
-        await command(io, dut, MsiCmdV2.DISABLE)
-        assert await io.read(off(dut, "InterruptStatus")) == 0
+        await drv.msi_command(MsiCmdV2.DISABLE)
+        assert await io.read(dut.regs["InterruptStatus"].offset) == 0
         assert intc.take() == []
     run(dut, body)
 
 
 @pytest.mark.parametrize("queue_sel", [2, 3, 0xffff_ffff], ids=hex)
-def test_map_queue_with_queue_sel_out_of_range_changes_no_map_entry(queue_sel):
+def test_map_queue_with_queue_sel_out_of_range_changes_no_map_entry(queue_sel, make, run):
     # decisions.md D4/D8: MAP_QUEUE maps queue QueueSel; a QueueSel at or above the number of
     # queues names no queue, so no entry changes (a power-of-two queue count, so that the
     # selector's low bits name a real queue).
     dut = make(msi="v2", num_queues=2, msi_sharing=True, msi_vectors=3)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
         for q, v in ((0, 1), (1, 2)):
-            await io.write(off(dut, "QueueSel"), q)
-            await command(io, dut, MsiCmdV2.MAP_QUEUE, v)
-        await io.write(off(dut, "QueueSel"), queue_sel)
-        await command(io, dut, MsiCmdV2.MAP_QUEUE, 0)
-        await command(io, dut, MsiCmdV2.MAP_QUEUE, NO_VECTOR)
+            await io.write(dut.regs["QueueSel"].offset, q)
+            await drv.msi_command(MsiCmdV2.MAP_QUEUE, v)
+        await io.write(dut.regs["QueueSel"].offset, queue_sel)
+        await drv.msi_command(MsiCmdV2.MAP_QUEUE, 0)
+        await drv.msi_command(MsiCmdV2.MAP_QUEUE, NO_VECTOR)
         for q in (0, 1):
             device.raise_used(q)
             await settle(ctx)
@@ -775,7 +777,7 @@ def test_map_queue_with_queue_sel_out_of_range_changes_no_map_entry(queue_sel):
 
 @pytest.mark.parametrize("bit", ["used", "config"])
 @pytest.mark.parametrize("sharing", [False, True], ids=["fixed-map", "sharing"])
-def test_disable_folds_each_kind_of_event_into_its_own_bit(sharing, bit):
+def test_disable_folds_each_kind_of_event_into_its_own_bit(sharing, bit, make, run):
     # decisions.md D6: on DISABLE a pending vector's config events go to InterruptStatus bit 1,
     # its queue events to bit 0; one kind at a time, so that a swap of the two shows.
     params = dict(msi="v2", num_queues=2)
@@ -784,34 +786,37 @@ def test_disable_folds_each_kind_of_event_into_its_own_bit(sharing, bit):
     dut = make(**params)
 
     async def body(ctx, io, device, intc):
-        await v2_up(io, dut)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await v2_up(drv, dut)
         if sharing:
             # both kinds on one vector, so that only the pending kind can tell the bit
-            await io.write(off(dut, "QueueSel"), 1)
-            await command(io, dut, MsiCmdV2.MAP_QUEUE, 1)
-            await command(io, dut, MsiCmdV2.MAP_CONFIG, 1)
+            await io.write(dut.regs["QueueSel"].offset, 1)
+            await drv.msi_command(MsiCmdV2.MAP_QUEUE, 1)
+            await drv.msi_command(MsiCmdV2.MAP_CONFIG, 1)
         for v in range(dut.msi_vectors):
-            await command(io, dut, MsiCmdV2.MASK, v)
+            await drv.msi_command(MsiCmdV2.MASK, v)
         if bit == "used":
             device.raise_used(1)
         else:
             device.change_config()
         await settle(ctx)
         assert intc.take() == []
-        await command(io, dut, MsiCmdV2.DISABLE)
-        assert await io.read(off(dut, "InterruptStatus")) == (USED if bit == "used" else CONFIG)
+        await drv.msi_command(MsiCmdV2.DISABLE)
+        expected_bit = USED if bit == "used" else CONFIG
+        assert await io.read(dut.regs["InterruptStatus"].offset) == expected_bit
         assert ctx.get(dut.irq)
     run(dut, body)
 
 
-def test_offered_message_holds_while_the_sink_stalls():
+def test_offered_message_holds_while_the_sink_stalls(make):
     # A stream's payload may not change while valid is high and ready low (amaranth.lib.stream):
     # the message offered first is the one accepted, even though another vector waits behind it.
     dut = make(msi="v2", num_queues=2)
 
     async def body(ctx, io, accepted):
+        drv = VirtioMMIODriver(io, msi=dut.personality)
         ctx.set(dut.msi.ready, 0)
-        await v2_up(io, dut)
+        await v2_up(drv, dut)
         ctx.set(dut.device.queues.used, 0b11)
         await ctx.tick()
         ctx.set(dut.device.queues.used, 0)
@@ -832,15 +837,16 @@ def test_offered_message_holds_while_the_sink_stalls():
     simulate_exact(dut, body)
 
 
-def test_vectors_with_events_in_every_cycle_share_the_stream_fairly():
+def test_vectors_with_events_in_every_cycle_share_the_stream_fairly(make):
     # The sender picks among waiting vectors round-robin: with every vector's event in every
     # cycle and a sink that is always ready, each vector gets its turn, none is starved.
     n = 4
     dut = make(msi="v2", num_queues=n, queue_size_max=16)
 
     async def body(ctx, io, accepted):
+        drv = VirtioMMIODriver(io, msi=dut.personality)
         ctx.set(dut.msi.ready, 1)
-        await v2_up(io, dut)
+        await v2_up(drv, dut)
         for _ in range(8):
             await ctx.tick()
         accepted.clear()

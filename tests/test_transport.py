@@ -651,7 +651,7 @@ def test_aborted_config_read_gets_no_ack(make, run):
 # --- measured by tests/mutation.py (issue 11) ----------------------------------------------------
 
 @pytest.mark.parametrize("selector", [2, 3, 0xffff_ffff], ids=hex)
-def test_queue_sel_out_of_range_reads_zero_while_every_queue_is_ready(selector):
+def test_queue_sel_out_of_range_reads_zero_while_every_queue_is_ready(selector, make, run):
     # decisions.md D8: QueueReady and QueueNumMax read 0 for a QueueSel at or above the number of
     # queues, whatever the real queues hold (here every one is ready, so no bit of theirs reads
     # as 0 by chance).
@@ -659,12 +659,12 @@ def test_queue_sel_out_of_range_reads_zero_while_every_queue_is_ready(selector):
 
     async def body(ctx, io, device):
         for q in range(2):
-            await io.write(off(dut, "QueueSel"), q)
-            await io.write(off(dut, "QueueReady"), 1)
-        await io.write(off(dut, "QueueSel"), selector)
-        assert await io.read(off(dut, "QueueReady")) == 0
-        assert await io.read(off(dut, "QueueNumMax")) == 0
+            await io.write(dut.regs["QueueSel"].offset, q)
+            await io.write(dut.regs["QueueReady"].offset, 1)
+        await io.write(dut.regs["QueueSel"].offset, selector)
+        assert await io.read(dut.regs["QueueReady"].offset) == 0
+        assert await io.read(dut.regs["QueueNumMax"].offset) == 0
         for q in range(2):
-            await io.write(off(dut, "QueueSel"), q)
-            assert await io.read(off(dut, "QueueReady")) == 1, q
+            await io.write(dut.regs["QueueSel"].offset, q)
+            assert await io.read(dut.regs["QueueReady"].offset) == 1, q
     run(dut, body)
