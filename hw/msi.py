@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from . import wishbone
-from .logic import RoundRobin, less_than
+from .logic import less_than, round_robin
 from .regmap import MsiCmdV2
 
 
@@ -239,7 +239,7 @@ class MSIController(wiring.Component):
         # So a vector is never offered after its MASK, with no check of the mask on the way out.
         holding = is_cmd[MsiCmdV2.MASK] | disabling
         load = (~staged_valid | free) & ~holding                        # stage A -> stage B
-        grant_hot, _ = RoundRobin(na).elaborate(m, deliverable, load)
+        grant_hot, _ = round_robin(m, deliverable, load)
         staged_index = Signal(vbits)
         for bit in range(vbits):
             m.d.comb += staged_index[bit].eq(
