@@ -57,7 +57,8 @@ class BusPipeline:
     **Cycle N**, the request: the address is compared with each register word (:meth:`at`),
     once per word for reads and writes alike, and the write data can be checked
     (``bus.dat_w``). Whatever a concern wants of it goes through :meth:`stage`, which registers
-    it; nothing in cycle N reaches state directly.
+    it; nothing in cycle N reaches state directly. (The config space is the exception: its
+    accesses are forwarded to the device's config port in cycle N.)
 
     **Cycle N+1**, ``ack`` for a write (registered), the register update: a concern updates
     its state under a strobe from :meth:`write_strobe` with :attr:`wdata` and the staged
