@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from . import wishbone
-from .logic import RoundRobin, less_than
+from .logic import less_than, round_robin
 from .regmap import MsiCmdV2
 
 
@@ -15,6 +15,10 @@ __all__ = ["MSIMessage", "MSIController", "MSIWishboneMaster", "MAX_VECTORS"]
 
 #: Largest vector table: v1's ``cmd_arg`` is 12 bits wide.
 MAX_VECTORS = 2048
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class MSIMessage(data.Struct):
@@ -49,11 +53,21 @@ class MSIController(wiring.Component):
     Parameters
     ----------
     num_queues : int
+        Number of virtqueues, at least 1.
     vectors : int
         Number of vectors, 1 to 2048.
     sharing : bool
         Sharing mode: events are mapped to vectors by MAP_CONFIG / MAP_QUEUE; otherwise vector 0
         is the config event and vector q+1 is queue q.
+
+    Raises
+    ------
+    TypeError
+        If ``num_queues`` or ``vectors`` is not an ``int`` (a ``bool`` is not one), or
+        ``sharing`` is not a ``bool``.
+    ValueError
+        If ``num_queues`` is below 1, ``vectors`` is not from 1 to 2048, or, without sharing,
+        below ``num_queues + 1`` (decisions.md D4).
 
     Members
     -------
@@ -92,16 +106,26 @@ class MSIController(wiring.Component):
     """
 
     def __init__(self, *, num_queues, vectors, sharing):
-        if not isinstance(vectors, int) or not 1 <= vectors <= MAX_VECTORS:
-            raise ValueError(f"msi_vectors must be an integer from 1 to {MAX_VECTORS}, not "
-                             f"{vectors!r}")
+        message = f"num_queues must be a positive integer, not {num_queues!r}"
+        if not _is_int(num_queues):
+            raise TypeError(message)
+        if num_queues < 1:
+            raise ValueError(message)
+        # named as the transport's parameter, which it is checked for
+        message = f"msi_vectors must be an integer from 1 to {MAX_VECTORS}, not {vectors!r}"
+        if not _is_int(vectors):
+            raise TypeError(message)
+        if not 1 <= vectors <= MAX_VECTORS:
+            raise ValueError(message)
+        if not isinstance(sharing, bool):
+            raise TypeError(f"sharing must be a bool, not {sharing!r}")
         if not sharing and vectors < num_queues + 1:
             raise ValueError(f"msi_vectors must be at least num_queues + 1 = {num_queues + 1} in "
                              f"non-sharing mode (vector 0 for config changes, q+1 for queue q), "
                              f"not {vectors}")
         self._num_queues = num_queues
         self._vectors = vectors
-        self._sharing = bool(sharing)
+        self._sharing = sharing
         super().__init__({
             "wdata":         In(32),
             "vec_sel_we":    In(1),
@@ -142,23 +166,7 @@ class MSIController(wiring.Component):
         write = table.write_port()
         read = table.read_port()
 
-        # --- selection and staging registers --------------------------------------------------
-        sel = Signal(vbits)                 # MsiVecSel, when it names a vector
-        sel_ok = Signal(init=1)             #   ... below MsiVecNum (reset: 0, vector 0; D7)
-        sel_none = Signal()                 #   ... NO_VECTOR
-        staging = Signal(MSIMessage)
-        with m.If(self.vec_sel_we):
-            m.d.sync += [
-                sel.eq(self.wdata[:vbits]),
-                sel_ok.eq(less_than(self.wdata, nv)),
-                sel_none.eq(self.wdata == 0xffff_ffff),
-            ]
-        with m.If(self.addr_lo_we):
-            m.d.sync += staging.address[:32].eq(self.wdata)
-        with m.If(self.addr_hi_we):
-            m.d.sync += staging.address[32:].eq(self.wdata)
-        with m.If(self.data_we):
-            m.d.sync += staging.data.eq(self.wdata)
+        sel, sel_ok, sel_none, staging = self._selection(m, vbits)
 
         # The vector a command acts on (proposal v1 UPDATE names it in cmd_arg).
         target = Signal(vbits)
@@ -185,35 +193,12 @@ class MSIController(wiring.Component):
             ~Mux(is_cmd[MsiCmdV2.UNMASK], target_hot, 0)
         m.d.sync += [configured.eq(configured_next), masked.eq(masked_next)]
 
-        # --- event to vector mapping (decisions.md D4) -------------------------------------------
         # ENABLE turns InterruptStatus bits still set into MSI events (decisions.md D6).
         enabling = is_cmd[MsiCmdV2.ENABLE]
-        queue_events = self.queue_events | Mux(enabling & self.int_status[0], self.queue_ready, 0)
-        config_event = self.config_event | enabling & self.int_status[1]
         live = enabled | enabling
-        config_hot = Signal(na)             # vectors a config-change event hits this cycle
-        used_hot = Signal(na)               # vectors a used-buffer event hits this cycle
-        if self._sharing:
-            none = nv                           # map entries store `nv` for NO_VECTOR
-            config_map = Signal(range(nv + 1), init=none)
-            queue_map = Array(Signal(range(nv + 1), init=none, name=f"queue_map{q}")
-                              for q in range(n))
-            mapping = Mux(sel_none, none, sel)
-            map_ok = sel_ok | sel_none          # other out-of-range selections do nothing
-            with m.If(is_cmd[MsiCmdV2.MAP_CONFIG] & map_ok):
-                m.d.sync += config_map.eq(mapping)
-            with m.If(is_cmd[MsiCmdV2.MAP_QUEUE] & map_ok & (self.queue_sel < n)):
-                m.d.sync += queue_map[self.queue_sel].eq(mapping)
-            for v in range(na):
-                m.d.comb += [
-                    config_hot[v].eq(config_event & (config_map == v)),
-                    used_hot[v].eq(Cat(queue_events[q] & (queue_map[q] == v)
-                                       for q in range(n)).any()),
-                ]
-        else:
-            m.d.comb += [config_hot.eq(config_event), used_hot.eq(queue_events << 1)]
+        config_hot, used_hot = self._event_hits(m, na, is_cmd, enabling, sel, sel_ok, sel_none)
 
-        # --- sender --------------------------------------------------------------------------------
+        # --- sender ------------------------------------------------------------------------------
         # Two stages, so that the round-robin choice and the table's read address are not one
         # long path. Stage A picks a vector and registers it (`staged`, one-hot); stage B reads
         # its entry from the table when the stream is free, and the read port's data is the
@@ -239,7 +224,7 @@ class MSIController(wiring.Component):
         # So a vector is never offered after its MASK, with no check of the mask on the way out.
         holding = is_cmd[MsiCmdV2.MASK] | disabling
         load = (~staged_valid | free) & ~holding                        # stage A -> stage B
-        grant_hot, _ = RoundRobin(na).elaborate(m, deliverable, load)
+        grant_hot, _ = round_robin(m, deliverable, load)
         staged_index = Signal(vbits)
         for bit in range(vbits):
             m.d.comb += staged_index[bit].eq(
@@ -255,6 +240,72 @@ class MSIController(wiring.Component):
         with m.Elif(load):
             m.d.sync += [staged_valid.eq(deliverable.any()), staged.eq(grant_hot)]
 
+        fold = self._pending(m, na, pending, accept, current, live, disabling, config_hot,
+                             used_hot)
+        # decisions.md D6: on DISABLE, fold every pending vector back into InterruptStatus. A
+        # staged vector is dropped (it is pending, so it is folded); the message on the stream
+        # stays. (A Mux, not an m.If: a process whose inputs never change is never evaluated by
+        # Icarus in the exported Verilog, and `fold` would stay x.)
+        m.d.comb += self.fold.eq(Mux(disabling, fold, 0))
+        m.d.sync += enabled.eq(enabled_next)
+
+        return m
+
+    def _selection(self, m, vbits):
+        """MsiVecSel and the staging registers MsiAddrLow/High, MsiData: ``(sel, sel_ok,
+        sel_none, staging)``."""
+        nv = self._vectors
+        sel = Signal(vbits)                 # MsiVecSel, when it names a vector
+        sel_ok = Signal(init=1)             #   ... below MsiVecNum (reset: 0, vector 0; D7)
+        sel_none = Signal()                 #   ... NO_VECTOR
+        staging = Signal(MSIMessage)
+        with m.If(self.vec_sel_we):
+            m.d.sync += [
+                sel.eq(self.wdata[:vbits]),
+                sel_ok.eq(less_than(self.wdata, nv)),
+                sel_none.eq(self.wdata == 0xffff_ffff),
+            ]
+        with m.If(self.addr_lo_we):
+            m.d.sync += staging.address[:32].eq(self.wdata)
+        with m.If(self.addr_hi_we):
+            m.d.sync += staging.address[32:].eq(self.wdata)
+        with m.If(self.data_we):
+            m.d.sync += staging.data.eq(self.wdata)
+        return sel, sel_ok, sel_none, staging
+
+    def _event_hits(self, m, na, is_cmd, enabling, sel, sel_ok, sel_none):
+        """Event to vector mapping (decisions.md D4): ``(config_hot, used_hot)``, the vectors
+        that a config-change and a used-buffer event hit this cycle, ENABLE's hand-over
+        included."""
+        n, nv = self._num_queues, self._vectors
+        queue_events = self.queue_events | Mux(enabling & self.int_status[0], self.queue_ready, 0)
+        config_event = self.config_event | enabling & self.int_status[1]
+        config_hot = Signal(na)             # vectors a config-change event hits this cycle
+        used_hot = Signal(na)               # vectors a used-buffer event hits this cycle
+        if self._sharing:
+            none = nv                           # map entries store `nv` for NO_VECTOR
+            config_map = Signal(range(nv + 1), init=none)
+            queue_map = Array(Signal(range(nv + 1), init=none, name=f"queue_map{q}")
+                              for q in range(n))
+            mapping = Mux(sel_none, none, sel)
+            map_ok = sel_ok | sel_none          # other out-of-range selections do nothing
+            with m.If(is_cmd[MsiCmdV2.MAP_CONFIG] & map_ok):
+                m.d.sync += config_map.eq(mapping)
+            with m.If(is_cmd[MsiCmdV2.MAP_QUEUE] & map_ok & (self.queue_sel < n)):
+                m.d.sync += queue_map[self.queue_sel].eq(mapping)
+            for v in range(na):
+                m.d.comb += [
+                    config_hot[v].eq(config_event & (config_map == v)),
+                    used_hot[v].eq(Cat(queue_events[q] & (queue_map[q] == v)
+                                       for q in range(n)).any()),
+                ]
+        else:
+            m.d.comb += [config_hot.eq(config_event), used_hot.eq(queue_events << 1)]
+        return config_hot, used_hot
+
+    def _pending(self, m, na, pending, accept, current, live, disabling, config_hot, used_hot):
+        """Drive ``pending``; return the InterruptStatus bits that the pending vectors stand
+        for, which DISABLE folds back."""
         # Pending bits: set by events while MSI is live; cleared when the message is accepted
         # (events until then coalesce into it, decisions.md D5); an event in the cycle of the
         # acceptance keeps the bit set and makes another message. In the cycle of DISABLE the
@@ -283,14 +334,8 @@ class MSIController(wiring.Component):
                 m.d.sync += pending_reg.eq(0)
             with m.Else():
                 m.d.sync += pending_reg.eq(pending_reg & ~done | hit)
-        # decisions.md D6: on DISABLE, fold every pending vector back into InterruptStatus. A
-        # staged vector is dropped (it is pending, so it is folded); the message on the stream
-        # stays. (A Mux, not an m.If: a process whose inputs never change is never evaluated by
-        # Icarus in the exported Verilog, and `fold` would stay x.)
-        m.d.comb += self.fold.eq(Mux(disabling, fold, 0))
-        m.d.sync += enabled.eq(enabled_next)
+        return fold
 
-        return m
 
 
 class MSIWishboneMaster(wiring.Component):
@@ -305,6 +350,13 @@ class MSIWishboneMaster(wiring.Component):
         Width of the Wishbone word address. Message address bits 1:0 and bits above
         ``addr_width + 2`` are not driven (MSI addresses are 4-byte aligned).
 
+    Raises
+    ------
+    TypeError
+        If ``addr_width`` is not an ``int`` (a ``bool`` is not one).
+    ValueError
+        If ``addr_width`` is not from 1 to 62.
+
     Members
     -------
     msi : In(stream.Signature(MSIMessage))
@@ -315,8 +367,11 @@ class MSIWishboneMaster(wiring.Component):
     The bus request appears in the cycle the message is offered (combinational).
     """
     def __init__(self, *, addr_width=62):
-        if not isinstance(addr_width, int) or not 1 <= addr_width <= 62:
-            raise ValueError(f"addr_width must be an integer from 1 to 62, not {addr_width!r}")
+        message = f"addr_width must be an integer from 1 to 62, not {addr_width!r}"
+        if not _is_int(addr_width):
+            raise TypeError(message)
+        if not 1 <= addr_width <= 62:
+            raise ValueError(message)
         super().__init__({
             "msi": In(stream.Signature(MSIMessage)),
             "bus": Out(wishbone.Signature(addr_width=addr_width)),

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ._checks import check_bool, check_int
 from .device import Notification
-from .logic import RoundRobin
+from .logic import round_robin
 
 
 __all__ = ["NotificationQueue"]
@@ -74,7 +74,7 @@ class NotificationQueue(wiring.Component):
         # queues are chosen round-robin.
         load = ~self.notify.valid | self.notify.ready
         any_pending = pending.any()
-        grant_hot, grant = RoundRobin(n).elaborate(m, pending, load & any_pending)
+        grant_hot, grant = round_robin(m, pending, load & any_pending)
         take = Mux(load, grant_hot, 0)
         with m.If(load):
             m.d.sync += self.notify.valid.eq(any_pending)
