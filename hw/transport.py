@@ -453,11 +453,12 @@ class VirtioMMIOTransport(wiring.Component):
         with m.If(pipe.write_strobe("Status")):
             # decisions.md D8: bits are only set; FEATURES_OK does not stick after a feature that
             # was not offered, or without VIRTIO_F_VERSION_1. (A write of 0 is `reset`, and
-            # sets nothing.) Written after DEVICE_NEEDS_RESET above, so a Status write in the
-            # cycle of `needs_reset` takes precedence.
+            # sets nothing.) A `needs_reset` pulse in the cycle of the write is kept (D10c:
+            # nothing lost).
             allowed = Mux(features_refused, _DRIVER_STATUS & ~Status.FEATURES_OK.value,
                           _DRIVER_STATUS)
-            m.d.sync += status.eq(status | pipe.wdata[:8] & allowed)
+            m.d.sync += status.eq(status | pipe.wdata[:8] & allowed |
+                                  dev.needs_reset << _bit(Status.DEVICE_NEEDS_RESET))
         pipe.read_value("Status", status)
         m.d.comb += dev.status.eq(status)
         return SimpleNamespace(

@@ -44,11 +44,20 @@ async def pulse(ctx, signal):
     (dict(config_size=0xf04), r"config_size must be a multiple of 4 from 0 to 0xf00, not 3844"),
     (dict(shm_regions=[(0, 0)]), r"shm_regions entries must be \(base, length\) with length >= 1"),
     (dict(shm_regions=[(1 << 64, 1)]), r"shm_regions entries must be \(base, length\)"),
-    (dict(shm_regions=[5]), r"shm_regions entries must be \(base, length\)"),
     (dict(msi="v3"), r"msi must be one of \(None, 'v2', 'v1'\), not 'v3'"),
 ])
 def test_constructor_refuses(params, message, make):
     with pytest.raises(ValueError, match=message):
+        make(**params)
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(shm_regions=[5]), r"shm_regions entries must be \(base, length\)"),
+    (dict(device_id=1.0), r"device_id must be an integer from 0 to 0xffffffff, not 1\.0"),
+    (dict(num_queues=True), r"num_queues must be an integer from 1 to 1024, not True"),
+])
+def test_constructor_refuses_wrong_types(params, message, make):
+    with pytest.raises(TypeError, match=message):
         make(**params)
 
 
@@ -184,9 +193,29 @@ def test_needs_reset_input_sets_status_and_raises_config_change_after_driver_ok(
     run(dut, body)
 
 
+@pytest.mark.parametrize("delay", range(1, 6))
+def test_needs_reset_in_the_cycle_of_a_status_write_is_kept(delay, make, run):
+    # decisions.md D10c: the device's DEVICE_NEEDS_RESET pulse is never lost, not even in the
+    # ack cycle of a driver's Status write (one of these delays lands there); with DRIVER_OK set
+    # it also raises the config-change interrupt.
+    dut = make()
+    status = dut.regs["Status"].offset
+    driver_ok, acknowledge = Status.DRIVER_OK.value, Status.ACKNOWLEDGE.value
+
+    async def body(ctx, io, device):
+        await io.write(status, driver_ok)
+        device.raise_needs_reset(delay=delay)
+        await io.write(status, driver_ok | acknowledge)
+        await ctx.tick().repeat(4)
+        assert (await io.read(status) ==
+                driver_ok | acknowledge | Status.DEVICE_NEEDS_RESET.value)
+        assert await io.read(dut.regs["InterruptStatus"].offset) == CONFIG
+    run(dut, body)
+
+
 async def dirty_everything(ctx, io, dut, device):
-    drv = VirtioMMIODriver(io, msi=dut.personality)
     """Put every piece of resettable state away from its reset value."""
+    drv = VirtioMMIODriver(io, msi=dut.personality)
     await io.write(dut.regs["Status"].offset, 0b111)
     await drv.write_features(VERSION_1)
     for q in range(dut.num_queues):
