@@ -91,7 +91,8 @@ async def check_reset_values(ctx, io, dut, when):
     assert not ctx.get(dut.irq), when
     if dut.personality == "v2":
         # behind the D2 gate: MSI disabled after the reset (the sharing flags are constants, D3)
-        await VirtioMMIODriver(io, msi=dut.personality).write_features(1 << Feature.VERSION_1 | 1 << Feature.MMIO_MSI)
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        await drv.write_features(1 << Feature.VERSION_1 | 1 << Feature.MMIO_MSI)
         sharing = int(dut.msi_sharing) * (1 << MsiStateBit.SHARING | 1 << MsiStateBit.SHARING_LINUX)
         assert await read(io, regs["MsiState"]) == regs["MsiState"].reset | sharing, when
         assert await read(io, regs["MsiVecNum"]) == dut.msi_vectors, when
