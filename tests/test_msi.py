@@ -468,6 +468,30 @@ def test_msi_registers_need_bit_40(make, run):
     run(dut, body)
 
 
+def test_selector_and_staging_writes_before_bit_40_do_nothing(make, run):
+    # decisions.md D2: before bit 40 the MSI registers ignore writes, so after it MsiVecSel is
+    # still vector 0 and the staging registers still 0: a bare CONFIGURE sets vector 0 to
+    # address 0, data 0, and vector 1 (queue 0, non-sharing) stays unconfigured.
+    dut = make(msi="v2", num_queues=1)
+
+    async def body(ctx, io, device, intc):
+        drv = VirtioMMIODriver(io, msi=dut.personality)
+        for name, value in (("MsiVecSel", 1), ("MsiAddrLow", 0xfee0_1000),
+                            ("MsiAddrHigh", 0x1), ("MsiData", 0x4041)):
+            await io.write(dut.regs[name].offset, value)
+        await drv.write_features(VERSION_1 | MSI_F)
+        await drv.msi_command(MsiCmdV2.CONFIGURE)
+        await drv.msi_command(MsiCmdV2.ENABLE)
+        await drv.enable_queues([0])
+        device.raise_used(0)
+        await settle(ctx)
+        assert intc.take() == []                    # vector 1 was never configured: pending
+        device.change_config()
+        await settle(ctx)
+        assert intc.take() == [(0, 0)]
+    run(dut, body)
+
+
 @pytest.mark.parametrize("vector", [2, 0x100, NO_VECTOR], ids=hex)
 def test_commands_with_no_or_out_of_range_vector_do_nothing(vector, make, run):
     dut = make(msi="v2", num_queues=1)

@@ -193,6 +193,38 @@ def test_needs_reset_input_sets_status_and_raises_config_change_after_driver_ok(
     run(dut, body)
 
 
+def test_needs_reset_interrupts_only_when_first_set(make, run):
+    # decisions.md D10c: a second pulse while DEVICE_NEEDS_RESET is set raises no new interrupt
+    dut = make()
+    status, interrupt = dut.regs["Status"].offset, dut.regs["InterruptStatus"].offset
+
+    async def body(ctx, io, device):
+        await io.write(status, Status.DRIVER_OK.value)
+        device.raise_needs_reset()
+        await ctx.tick().repeat(3)
+        assert await io.read(interrupt) == CONFIG
+        await io.write(dut.regs["InterruptACK"].offset, CONFIG)
+        assert await io.read(interrupt) == 0
+        device.raise_needs_reset()
+        await ctx.tick().repeat(3)
+        assert await io.read(interrupt) == 0
+        assert not ctx.get(dut.irq)
+        assert await io.read(status) == Status.DRIVER_OK.value | Status.DEVICE_NEEDS_RESET.value
+    run(dut, body)
+
+
+def test_config_generation_counts_modulo_256(make, run):
+    # decisions.md D10b: an 8-bit counter of config changes, one per pulse
+    dut = make()
+
+    async def body(ctx, io, device):
+        for delay in range(1, 258):
+            device.change_config(delay=delay)
+        await ctx.tick().repeat(260)
+        assert await io.read(dut.regs["ConfigGeneration"].offset) == 257 % 256
+    run(dut, body)
+
+
 @pytest.mark.parametrize("delay", range(1, 6))
 def test_needs_reset_in_the_cycle_of_a_status_write_is_kept(delay, make, run):
     # decisions.md D10c: the device's DEVICE_NEEDS_RESET pulse is never lost, not even in the
@@ -361,12 +393,16 @@ def test_queue_selector_out_of_range(selector, make, run, snapshot):
     run(dut, body)
 
 
-@pytest.mark.parametrize("value, stored", [(64, 64), (65, 0), (0, 0), (0x10040, 0)],
+@pytest.mark.parametrize("value, stored", [(64, 64), (65, 16), (0, 16), (0x10040, 16)],
                          ids=["max", "above-max", "zero", "wide"])
 def test_queue_num_above_maximum_is_ignored(value, stored, make, run):
+    # decisions.md D8, D8c: a QueueNum of 0 or above QueueNumMax (64 here) leaves the size the
+    # driver wrote before
     dut = make()
 
     async def body(ctx, io, device):
+        await io.write(dut.regs["QueueNum"].offset, 16)
+        assert ctx.get(dut.device.queues[0].size) == 16
         await io.write(dut.regs["QueueNum"].offset, value)
         assert ctx.get(dut.device.queues[0].size) == stored
     run(dut, body)
