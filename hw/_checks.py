@@ -6,7 +6,12 @@ what it must be and the value given, so a test can pin the text whatever the kin
 """
 
 
-__all__ = ["check_int", "check_bool"]
+__all__ = ["is_int", "check_int", "check_bool"]
+
+
+def is_int(value):
+    """``value`` is an ``int`` and not a ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_int(name, value, expected, valid=lambda value: True):
@@ -30,7 +35,7 @@ def check_int(name, value, expected, valid=lambda value: True):
     ValueError
         If ``valid(value)`` is false.
     """
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not is_int(value):
         raise TypeError(f"{name} must be {expected}, not {value!r}")
     if not valid(value):
         raise ValueError(f"{name} must be {expected}, not {value!r}")

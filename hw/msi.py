@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from . import wishbone
+from ._checks import check_bool, check_int
 from .logic import less_than, round_robin
 from .regmap import MsiCmdV2
 
@@ -15,10 +16,6 @@ __all__ = ["MSIMessage", "MSIController", "MSIWishboneMaster", "MAX_VECTORS"]
 
 #: Largest vector table: v1's ``cmd_arg`` is 12 bits wide.
 MAX_VECTORS = 2048
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class MSIMessage(data.Struct):
@@ -106,19 +103,11 @@ class MSIController(wiring.Component):
     """
 
     def __init__(self, *, num_queues, vectors, sharing):
-        message = f"num_queues must be a positive integer, not {num_queues!r}"
-        if not _is_int(num_queues):
-            raise TypeError(message)
-        if num_queues < 1:
-            raise ValueError(message)
+        check_int("num_queues", num_queues, "a positive integer", lambda n: n >= 1)
         # named as the transport's parameter, which it is checked for
-        message = f"msi_vectors must be an integer from 1 to {MAX_VECTORS}, not {vectors!r}"
-        if not _is_int(vectors):
-            raise TypeError(message)
-        if not 1 <= vectors <= MAX_VECTORS:
-            raise ValueError(message)
-        if not isinstance(sharing, bool):
-            raise TypeError(f"sharing must be a bool, not {sharing!r}")
+        check_int("msi_vectors", vectors, f"an integer from 1 to {MAX_VECTORS}",
+                  lambda v: 1 <= v <= MAX_VECTORS)
+        check_bool("sharing", sharing)
         if not sharing and vectors < num_queues + 1:
             raise ValueError(f"msi_vectors must be at least num_queues + 1 = {num_queues + 1} in "
                              f"non-sharing mode (vector 0 for config changes, q+1 for queue q), "
@@ -367,11 +356,7 @@ class MSIWishboneMaster(wiring.Component):
     The bus request appears in the cycle the message is offered (combinational).
     """
     def __init__(self, *, addr_width=62):
-        message = f"addr_width must be an integer from 1 to 62, not {addr_width!r}"
-        if not _is_int(addr_width):
-            raise TypeError(message)
-        if not 1 <= addr_width <= 62:
-            raise ValueError(message)
+        check_int("addr_width", addr_width, "an integer from 1 to 62", lambda w: 1 <= w <= 62)
         super().__init__({
             "msi": In(stream.Signature(MSIMessage)),
             "bus": Out(wishbone.Signature(addr_width=addr_width)),

@@ -4,14 +4,13 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 from amaranth.utils import ceil_log2
 
 from . import wishbone
+from ._checks import check_int, is_int
 from .device import DeviceSignature, QUEUE_SIZE_WIDTH
-from amaranth.lib import stream
-
 from .logic import less_than
 from .msi import MSIController, MSIMessage
 from .notify import NotificationQueue
@@ -52,28 +51,16 @@ def _bit(flag):
     return flag.value.bit_length() - 1
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 # The checks below raise TypeError for a value of the wrong type and ValueError for one out of
-# range, with the same message: what the parameter must be, and what it was.
+# range, with the same message: what the parameter must be, and what it was (hw._checks).
 
 def _check_int(name, value, low, high, *, hex=True):
     bound = f"{high:#x}" if hex else f"{high}"
-    message = f"{name} must be an integer from {low} to {bound}, not {value!r}"
-    if not _is_int(value):
-        raise TypeError(message)
-    if not low <= value <= high:
-        raise ValueError(message)
+    check_int(name, value, f"an integer from {low} to {bound}", lambda v: low <= v <= high)
 
 
 def _check_device_features(features):
-    message = f"device_features must be a non-negative integer, not {features!r}"
-    if not _is_int(features):
-        raise TypeError(message)
-    if features < 0:
-        raise ValueError(message)
+    check_int("device_features", features, "a non-negative integer", lambda f: f >= 0)
     for bit, why in _TRANSPORT_OWNED.items():
         if features >> bit & 1:
             raise ValueError(f"device_features bit {int(bit)} {why}")
@@ -81,7 +68,7 @@ def _check_device_features(features):
 
 def _check_queue_size_max(sizes, num_queues):
     """The per-queue tuple of QueueNumMax."""
-    if _is_int(sizes):
+    if is_int(sizes):
         sizes = (sizes,) * num_queues
     message = (f"queue_size_max must be an integer or a sequence of {num_queues} integers, not "
                f"{sizes!r}")
@@ -92,7 +79,7 @@ def _check_queue_size_max(sizes, num_queues):
     for size in sizes:
         message = (f"queue_size_max values must be integers from 1 to {_MAX_QUEUE_SIZE}, not "
                    f"{size!r}")
-        if not _is_int(size):
+        if not is_int(size):
             raise TypeError(message)
         if not 1 <= size <= _MAX_QUEUE_SIZE:
             raise ValueError(message)
@@ -113,7 +100,7 @@ def _check_shm_regions(regions):
         message = (f"shm_regions entries must be (base, length) with length >= 1 and "
                    f"base + length <= 2**64, not {region!r}")
         if (not isinstance(region, tuple) or len(region) != 2 or
-                not all(_is_int(v) for v in region)):
+                not all(is_int(v) for v in region)):
             raise TypeError(message)
         base, length = region
         if not (0 <= base and 1 <= length and base + length <= 1 << 64):
@@ -253,7 +240,7 @@ class VirtioMMIOTransport(wiring.Component):
         queue_size_max = _check_queue_size_max(queue_size_max, num_queues)
         message = (f"config_size must be a multiple of 4 from 0 to "
                    f"{WINDOW_SIZE - CONFIG_OFFSET:#x}, not {config_size!r}")
-        if not _is_int(config_size):
+        if not is_int(config_size):
             raise TypeError(message)
         if config_size % 4 or not 0 <= config_size <= WINDOW_SIZE - CONFIG_OFFSET:
             raise ValueError(message)
@@ -306,7 +293,7 @@ class VirtioMMIOTransport(wiring.Component):
     def _check_notify(base, multiplier, num_queues, config_size):
         message = (f"notify_multiplier must be 0 or a power of two from 4 to 0x8000, not "
                    f"{multiplier!r}")
-        if not _is_int(multiplier):
+        if not is_int(multiplier):
             raise TypeError(message)
         if base is None:
             if multiplier != 0:
@@ -314,7 +301,7 @@ class VirtioMMIOTransport(wiring.Component):
             return
         # Proposal v2 2/5: the QueueNotify read structure holds 16-bit base and multiplier.
         base_message = f"notify_base must be a multiple of 4 from 0 to 0xfffc, not {base!r}"
-        if not _is_int(base):
+        if not is_int(base):
             raise TypeError(base_message)
         if not 0 <= base <= 0xffff or base % 4:
             raise ValueError(base_message)
