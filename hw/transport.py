@@ -401,8 +401,9 @@ class VirtioMMIOTransport(wiring.Component):
         # The bus pipeline (see Latency in the class docstring, and hw/pipeline.py) is shared by
         # the concerns below; each owns its registers, its write rules and its read values.
         # Their order only needs to respect the arguments, but it is the order of the netlist,
-        # and Yosys/ABC map the same logic in another order to up to ~10 LUTs more or fewer:
-        # this order gives 594 iCE40 LUT4 in boards.bench; features before queues gave 599.
+        # and Yosys/ABC map the same logic in another order to up to ~10 LUTs more or fewer
+        # (boards.bench when the concerns were split: 594 iCE40 LUT4 in this order, 599 with
+        # features before queues; docs/benchmark.md has today's count).
         pipe = BusPipeline(m, self.bus, self._regs)
         status = self._identity_and_status(m, pipe)
         queues = self._queue_registers(m, pipe)
