@@ -7,7 +7,7 @@ from amaranth.hdl import ClockDomain, Module
 
 from hw.msi import MSIWishboneMaster
 from hw.regmap import NO_VECTOR, Feature, InterruptBit, MsiCmdV2, MsiOpV1, MsiStateBit
-from sim.bus import SimMMIO, wishbone_write
+from sim.bus import SimMMIO, wait_until, wishbone_write
 from sim.driver import VirtioMMIODriver
 from sim.waves import simulate
 
@@ -713,7 +713,8 @@ def test_event_in_the_cycle_of_acceptance_sends_another_message(sharing, kind, m
             event(ctx)
             await ctx.tick()
             quiet(ctx)
-            await ctx.tick().until(dut.msi.valid)     # the message is offered; the sink stalls
+            # the message is offered; the sink stalls
+            await wait_until(ctx, dut.msi.valid, timeout=16, what="an offered MSI message")
             for _ in range(3):
                 await ctx.tick()
             for cycle in range(min(offset, 0), max(offset, 0) + 1):
@@ -848,7 +849,7 @@ def test_offered_message_holds_while_the_sink_stalls(make):
         ctx.set(dut.device.queues.used, 0b11)
         await ctx.tick()
         ctx.set(dut.device.queues.used, 0)
-        await ctx.tick().until(dut.msi.valid)
+        await wait_until(ctx, dut.msi.valid, timeout=16, what="an offered MSI message")
         offered = ctx.get(dut.msi.p)
         offered = (offered.address, offered.data)
         assert offered in (message(1), message(2))
