@@ -424,12 +424,19 @@ class VirtioMMIODriver:
                 await self.setup_vq(index, queue_size)
         await self.add_status(Status.DRIVER_OK)
         self.note("DRIVER_OK")
+        # virtio_dev_probe, after the driver's probe: "If probe didn't do it, mark device
+        # DRIVER_OK ourselves" reads Status once more (the driver above did it).
+        await self.get_status()
         return features
 
     async def remove(self):
-        """Driver removal: tear down every queue, reset, check Status reads 0."""
+        """Driver removal as Linux 6.1 does it (seen in the co-simulation's transcript of the
+        real kernel, tests/test_linux.py): the driver's remove resets the device and then
+        deletes its queues (``virtio_reset_device`` before ``del_vqs``); ``virtio_dev_remove``
+        then checks that Status reads 0 and sets ACKNOWLEDGE again."""
+        await self.reset()
         for index in sorted(self.state.queues):
             await self.del_vq(index)
-        await self.reset()
         if await self.get_status() != 0:
             raise DriverError("Status not 0 after reset")
+        await self.add_status(Status.ACKNOWLEDGE)

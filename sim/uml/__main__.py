@@ -1,0 +1,82 @@
+"""``./run linux``: boot Linux against the transport RTL and run a command in the guest.
+
+Prints the guest's console (and with ``--transcript`` every register access by name), then a
+summary on standard error, and exits with the command's exit status.
+"""
+
+import argparse
+import sys
+
+from ..rng import RngDevice
+from .cosim import PERSONALITIES, TIMEOUT, CoSimError, run_linux
+from .kernel import KernelBuildError, kernel
+
+
+__all__ = ["DEVICES", "DEFAULT_COMMAND", "main"]
+
+#: ``--device`` choices.
+DEVICES = {"rng": RngDevice}
+
+#: What the guest runs without ``--run``: probe and identity, entropy, unbind and rebind the
+#: driver (teardown, reset, re-probe), entropy again.
+DEFAULT_COMMAND = r"""set -e
+dev=/sys/bus/virtio/devices/virtio0
+echo "virtio0: device $(cat $dev/device) vendor $(cat $dev/vendor) driver $(basename $(readlink $dev/driver))"
+echo "virtio0: features $(cat $dev/features)"
+echo "rng_current: $(cat /sys/class/misc/hw_random/rng_current)"
+echo "read $(head -c 512 /dev/hwrng | wc -c) bytes from /dev/hwrng"
+echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/unbind
+echo "unbound: rng_current $(cat /sys/class/misc/hw_random/rng_current)"
+echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/bind
+echo "rebound: rng_current $(cat /sys/class/misc/hw_random/rng_current)"
+echo "read $(head -c 512 /dev/hwrng | wc -c) bytes from /dev/hwrng"
+"""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="./run linux", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=sorted(DEVICES), default="rng")
+    parser.add_argument("--msi", choices=sorted(PERSONALITIES), default="none",
+                        help="the transport's MSI personality (mainline Linux uses none of it)")
+    parser.add_argument("--notify", action="store_true",
+                        help="per-queue doorbells (VIRTIO_F_MMIO_NOTIFICATION offered)")
+    parser.add_argument("--run", metavar="'SHELL COMMAND'", default=None,
+                        help="run this in the guest as root (default: probe, read entropy, "
+                             "unbind and rebind the driver)")
+    parser.add_argument("--transcript", action="store_true",
+                        help="print every register access by name")
+    parser.add_argument("--waves", action="store_true",
+                        help="write build/linux-<device>.vcd and .gtkw")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the device's data")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT,
+                        help=f"wall-clock bound of the run in seconds (default {TIMEOUT:g})")
+    parser.add_argument("--build", action="store_true",
+                        help="only build the kernel (if it is not built yet) and exit")
+    args = parser.parse_args(argv)
+    try:
+        if args.build:
+            print(kernel())
+            return 0
+        device = DEVICES[args.device](seed=args.seed)
+        result = run_linux(device, DEFAULT_COMMAND if args.run is None else args.run,
+                           msi=PERSONALITIES[args.msi], notify=args.notify,
+                           console=lambda line: print(line, flush=True),
+                           transcript=(lambda line: print(line, flush=True))
+                           if args.transcript else None,
+                           waves=args.waves, timeout=args.timeout)
+    except (CoSimError, KernelBuildError) as error:
+        print(f"[linux] error: {error}", file=sys.stderr)
+        return 125
+    summary = (f"[linux] exit status {result.status}; bridge hello after {result.boot:.2f} s; "
+               f"{result.accesses} register accesses, {result.irq_events} interrupts, "
+               f"{result.cycles} simulated cycles; {result.wall:.2f} s wall")
+    if result.waves:
+        summary += f"; waves: {result.waves[0]} {result.waves[1]}"
+    print(summary, file=sys.stderr)
+    for error in result.errors:
+        print(f"[linux] device {args.device}: {error}", file=sys.stderr)
+    return result.status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * virtio-sim: a User-Mode Linux bridge to a virtio-mmio device in a simulation process.
+ *
+ * The simulation process starts this kernel with two SOCK_SEQPACKET sockets it inherits,
+ * named on the command line:
+ *
+ *	virtio_sim.fd=N		the access channel: every readb/w/l/q and writeb/w/l/q of the
+ *				device's MMIO window is a request, answered before the access
+ *				returns (lock-step: the simulation runs while the guest waits)
+ *	virtio_sim.irq_fd=M	the interrupt channel: the simulation's IRQ events
+ *	virtio_sim.base=ADDR	the window's physical address (default 0x40000000)
+ *
+ * At boot the bridge hands the guest's memory file to the simulation (so the device reads and
+ * writes rings and buffers at guest physical addresses), learns the window's size, owns the
+ * window with logic_iomem, makes an interrupt of the interrupt channel, and registers a
+ * platform device "virtio-mmio" with that window and interrupt: the unmodified virtio_mmio
+ * driver probes it (the "board file" method that drivers/virtio/virtio_mmio.c documents).
+ *
+ * A failed or refused access cannot be reported to the driver (readl has no error), and going
+ * on would hide it, so it ends the run: panic() with what failed.
+ *
+ * Without virtio_sim.fd the bridge does nothing.
+ */
+#include <linux/init.h>
+#include <linux/interrupt.h>
+#include <linux/ioport.h>
+#include <linux/kernel.h>
+#include <linux/logic_iomem.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/platform_device.h>
+#include <linux/spinlock.h>
+#include <as-layout.h>
+#include <irq_kern.h>
+#include <mem.h>
+#include <os.h>
+#include "virtio_sim.h"
+
+static int fd = -1;
+module_param(fd, int, 0444);
+MODULE_PARM_DESC(fd, "access channel socket (inherited file descriptor)");
+
+static int irq_fd = -1;
+module_param(irq_fd, int, 0444);
+MODULE_PARM_DESC(irq_fd, "interrupt channel socket (inherited file descriptor)");
+
+static unsigned long base = 0x40000000UL;
+module_param(base, ulong, 0444);
+MODULE_PARM_DESC(base, "physical address of the device's MMIO window");
+
+static DEFINE_SPINLOCK(virtio_sim_lock);
+
+static struct resource virtio_sim_window = {
+	.name = "virtio-sim",
+	.flags = IORESOURCE_MEM,
+};
+
+static const char *virtio_sim_op_name(unsigned int op)
+{
+	switch (op) {
+	case VIRTIO_SIM_HELLO:
+		return "hello";
+	case VIRTIO_SIM_READ:
+		return "read";
+	case VIRTIO_SIM_WRITE:
+		return "write";
+	default:
+		return "unknown";
+	}
+}
+
+/*
+ * One request and its reply. Interrupts stay off in between: an interrupt handler's own
+ * accesses must not interleave with this one on the channel, and an IRQ event the simulation
+ * sent while answering is handled as soon as they are back on, right after this access.
+ */
+static void virtio_sim_transfer(struct virtio_sim_msg *msg)
+{
+	const unsigned int op = msg->op;
+	const unsigned long long offset = msg->offset;
+	unsigned long flags;
+	int err;
+
+	spin_lock_irqsave(&virtio_sim_lock, flags);
+	err = virtio_sim_user_send(fd, msg);
+	if (!err)
+		err = virtio_sim_user_receive(fd, msg);
+	spin_unlock_irqrestore(&virtio_sim_lock, flags);
+
+	if (err == -EPIPE)
+		panic("virtio-sim: the simulation closed the access channel during a %s at %#llx\n",
+		      virtio_sim_op_name(op), offset);
+	if (err == -EPROTO)
+		panic("virtio-sim: truncated message on the access channel during a %s at %#llx\n",
+		      virtio_sim_op_name(op), offset);
+	if (err)
+		panic("virtio-sim: %s at %#llx failed on the access channel: error %d\n",
+		      virtio_sim_op_name(op), offset, err);
+	if (msg->op != op)
+		panic("virtio-sim: reply to a %s at %#llx is a %s\n", virtio_sim_op_name(op),
+		      offset, virtio_sim_op_name(msg->op));
+	if (msg->size != VIRTIO_SIM_OK)
+		panic("virtio-sim: the simulation refused a %s at %#llx (status %u)\n",
+		      virtio_sim_op_name(op), offset, msg->size);
+}
+
+static unsigned long virtio_sim_read(void *priv, unsigned int offset, int size)
+{
+	struct virtio_sim_msg msg = {
+		.op = VIRTIO_SIM_READ, .size = size, .offset = offset,
+	};
+
+	virtio_sim_transfer(&msg);
+	return msg.value;
+}
+
+static void virtio_sim_write(void *priv, unsigned int offset, int size, unsigned long val)
+{
+	struct virtio_sim_msg msg = {
+		.op = VIRTIO_SIM_WRITE, .size = size, .offset = offset, .value = val,
+	};
+
+	virtio_sim_transfer(&msg);
+}
+
+static const struct logic_iomem_ops virtio_sim_ops = {
+	.read = virtio_sim_read,
+	.write = virtio_sim_write,
+};
+
+/* Offsets passed to the ops are relative to the start of the window. */
+static long virtio_sim_map(unsigned long offset, size_t size,
+			   const struct logic_iomem_ops **ops, void **priv)
+{
+	*ops = &virtio_sim_ops;
+	*priv = NULL;
+	return offset;
+}
+
+static const struct logic_iomem_region_ops virtio_sim_region_ops = {
+	.map = virtio_sim_map,
+};
+
+/*
+ * The interrupt channel's handler: consumes the events. The interrupt is shared with
+ * virtio_mmio's vm_interrupt, which is called after this one and reads the device's
+ * InterruptStatus itself.
+ */
+static irqreturn_t virtio_sim_interrupt(int irq, void *dev_id)
+{
+	struct virtio_sim_msg msg;
+	int err;
+
+	while (!(err = virtio_sim_user_poll(irq_fd, &msg))) {
+		if (msg.op != VIRTIO_SIM_IRQ)
+			panic("virtio-sim: message %u on the interrupt channel\n", msg.op);
+	}
+	if (err == -EPIPE)
+		panic("virtio-sim: the simulation closed the interrupt channel\n");
+	if (err != -EAGAIN)
+		panic("virtio-sim: interrupt channel failed: error %d\n", err);
+	return IRQ_HANDLED;
+}
+
+static int __init virtio_sim_init(void)
+{
+	struct virtio_sim_msg msg = {
+		.op = VIRTIO_SIM_HELLO, .size = VIRTIO_SIM_VERSION,
+	};
+	struct platform_device *pdev;
+	struct resource resources[2];
+	unsigned long long mem_offset;
+	unsigned long window;
+	int mem_fd, irq, err;
+
+	if (fd < 0)
+		return 0;
+	if (irq_fd < 0)
+		panic("virtio-sim: virtio_sim.fd is set but virtio_sim.irq_fd is not\n");
+
+	mem_fd = phys_mapping(0, &mem_offset);
+	msg.offset = mem_offset;
+	msg.value = high_physmem - uml_physmem;
+	err = os_sendmsg_fds(fd, &msg, sizeof(msg), &mem_fd, 1);
+	if (err != sizeof(msg))
+		panic("virtio-sim: cannot send the hello on fd %d: error %d\n", fd, err);
+	err = virtio_sim_user_receive(fd, &msg);
+	if (err)
+		panic("virtio-sim: no reply to the hello on fd %d: error %d\n", fd, err);
+	if (msg.op != VIRTIO_SIM_HELLO || msg.size != VIRTIO_SIM_OK)
+		panic("virtio-sim: the simulation refused the hello (op %u, status %u)\n",
+		      msg.op, msg.size);
+	window = msg.value;
+	if (!window || window & (PAGE_SIZE - 1))
+		panic("virtio-sim: window size %#lx is not a whole number of pages\n", window);
+
+	virtio_sim_window.start = base;
+	virtio_sim_window.end = base + window - 1;
+	err = logic_iomem_add_region(&virtio_sim_window, &virtio_sim_region_ops);
+	if (err)
+		panic("virtio-sim: cannot own %pR: error %d\n", &virtio_sim_window, err);
+
+	irq = um_request_irq(UM_IRQ_ALLOC, irq_fd, IRQ_READ, virtio_sim_interrupt,
+			     IRQF_SHARED, "virtio-sim", &virtio_sim_window);
+	if (irq < 0)
+		panic("virtio-sim: cannot make an interrupt of fd %d: error %d\n", irq_fd, irq);
+
+	resources[0] = (struct resource)DEFINE_RES_MEM(base, window);
+	resources[1] = (struct resource)DEFINE_RES_IRQ(irq);
+	pdev = platform_device_register_simple("virtio-mmio", 0, resources,
+					       ARRAY_SIZE(resources));
+	if (IS_ERR(pdev))
+		panic("virtio-sim: cannot register the virtio-mmio device: %ld\n", PTR_ERR(pdev));
+
+	pr_info("virtio-sim: window %pR, irq %d, %lu MiB of guest memory shared\n",
+		&virtio_sim_window, irq, (high_physmem - uml_physmem) >> 20);
+	return 0;
+}
+device_initcall(virtio_sim_init);
