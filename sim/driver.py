@@ -440,3 +440,8 @@ class VirtioMMIODriver:
         if await self.get_status() != 0:
             raise DriverError("Status not 0 after reset")
         await self.add_status(Status.ACKNOWLEDGE)
+
+    async def shutdown(self):
+        """``virtio_dev_shutdown`` at power-off (Linux 6.1): the queues are marked broken in
+        memory only, and the device is reset."""
+        await self.reset()

@@ -57,6 +57,8 @@ class RngDevice:
         self.requests = 0
         self.bytes = 0
         self.errors = []
+        #: Every byte the device has written into the driver's buffers, in order.
+        self.produced = bytearray()
         self._ring = None
         self._pending = False
         self._busy = 0
@@ -101,7 +103,9 @@ class RngDevice:
                                 f"virtio-rng takes writable buffers only")
         written = 0
         for buffer in chain.buffers:
-            self.memory.write(buffer.address, self._random.randbytes(buffer.length))
+            data = self._random.randbytes(buffer.length)
+            self.memory.write(buffer.address, data)
+            self.produced += data
             written += buffer.length
         return ring, chain, written
 

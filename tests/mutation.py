@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The quick tier: no formal proofs, no slow cases, no FPGA flow.
-DEFAULT_MARKERS = "not slow and not formal and not fpga"
+DEFAULT_MARKERS = "not slow and not formal and not fpga and not linux"
 
 #: Until every test carries its marker, these stay out of the quick tier by name: the formal
 #: harnesses and the board builds (whole files), and the tests that drive Icarus Verilog,

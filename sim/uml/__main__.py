@@ -6,6 +6,7 @@ summary on standard error, and exits with the command's exit status.
 
 import argparse
 import sys
+import threading
 
 from ..rng import RngDevice
 from .cosim import PERSONALITIES, TIMEOUT, CoSimError, run_linux
@@ -21,7 +22,8 @@ DEVICES = {"rng": RngDevice}
 #: driver (teardown, reset, re-probe), entropy again.
 DEFAULT_COMMAND = r"""set -e
 dev=/sys/bus/virtio/devices/virtio0
-echo "virtio0: device $(cat $dev/device) vendor $(cat $dev/vendor) driver $(basename $(readlink $dev/driver))"
+echo "virtio0: device $(cat $dev/device) vendor $(cat $dev/vendor)"
+echo "virtio0: driver $(basename $(readlink $dev/driver))"
 echo "virtio0: features $(cat $dev/features)"
 echo "rng_current: $(cat /sys/class/misc/hw_random/rng_current)"
 echo "read $(head -c 512 /dev/hwrng | wc -c) bytes from /dev/hwrng"
@@ -58,11 +60,16 @@ def main(argv=None):
             print(kernel())
             return 0
         device = DEVICES[args.device](seed=args.seed)
+        lock = threading.Lock()
+
+        def emit(line):     # the console and the transcript come from two threads
+            with lock:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+
         result = run_linux(device, DEFAULT_COMMAND if args.run is None else args.run,
-                           msi=PERSONALITIES[args.msi], notify=args.notify,
-                           console=lambda line: print(line, flush=True),
-                           transcript=(lambda line: print(line, flush=True))
-                           if args.transcript else None,
+                           msi=PERSONALITIES[args.msi], notify=args.notify, console=emit,
+                           transcript=emit if args.transcript else None,
                            waves=args.waves, timeout=args.timeout)
     except (CoSimError, KernelBuildError) as error:
         print(f"[linux] error: {error}", file=sys.stderr)

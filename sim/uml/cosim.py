@@ -128,10 +128,15 @@ class CoSimulation:
         Write ``linux-<device>.vcd`` and ``.gtkw`` (see :func:`sim.waves.simulate`).
     timeout : float
         Wall-clock bound of the run in seconds.
+    work_limit : int
+        Cycles device logic may stay busy after one access (:class:`DeviceStuck`).
+    linux : path or None
+        The kernel to boot; ``None`` builds (or finds) it with :func:`sim.uml.kernel.kernel`.
     """
 
     def __init__(self, device, command, *, msi=None, notify=False, console=None,
-                 transcript=None, waves=False, timeout=TIMEOUT, linux=None):
+                 transcript=None, waves=False, timeout=TIMEOUT, work_limit=WORK_LIMIT,
+                 linux=None):
         if msi not in PERSONALITIES.values():
             raise ValueError(f"msi must be one of {list(PERSONALITIES.values())}, not {msi!r}")
         personality = {"msi": msi}
@@ -144,6 +149,7 @@ class CoSimulation:
         self.window = 1 << (len(self.transport.bus.adr) + 2)
         self.waves = waves
         self.timeout = timeout
+        self.work_limit = work_limit
         self.linux = linux
         self.transcript = Transcript(echo=transcript)
         self._console_echo = console
@@ -173,13 +179,20 @@ class CoSimulation:
         accesses = self.transcript.accesses
         return str(accesses[-1]).strip() if accesses else "none"
 
+    def _exited_before_hello(self, grace=0.0):
+        try:
+            status = self._process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            return
+        raise BridgeError(f"Linux exited (status {status}) before the bridge said hello")
+
     def _hello(self):
         if not self._wait_readable(self._sock, "hello from the bridge"):
-            raise BridgeError(f"Linux exited (status {self._process.returncode}) before the "
-                              f"bridge said hello")
+            self._exited_before_hello()
         data, fds, _, _ = socket.recv_fds(self._sock, MSG_SIZE + 1, 1)
         try:
             if not data:
+                self._exited_before_hello(2.0)
                 raise BridgeError("the guest closed the access channel before its hello")
             msg = Message.unpack(data)
             if msg.op != HELLO or msg.size != VERSION or len(fds) != 1:
@@ -255,13 +268,14 @@ class CoSimulation:
     async def _settle(self, ctx, msg):
         notify = self.transport.device.notify
         least = SETTLE if msg.op == WRITE else 0
-        for cycle in range(WORK_LIMIT):
+        for cycle in range(self.work_limit):
             if cycle >= least and self.device.idle and not ctx.get(notify.valid):
                 return
             await ctx.tick()
-        raise DeviceStuck(f"device {self.device.name} still busy {WORK_LIMIT} cycles after the "
-                          f"guest's {msg.name} at {msg.offset:#x} ({self._describe(msg.offset)})"
-                          f": it never completes")
+        raise DeviceStuck(f"device {self.device.name} still busy {self.work_limit} cycles after "
+                          f"the "
+                          f"guest's {msg.name} at {msg.offset:#x} "
+                          f"({self._describe(msg.offset)}): it never completes")
 
     async def _serve(self, ctx):
         io = SimMMIO(ctx, self.transport.bus, describe=self._describe,

@@ -1,0 +1,322 @@
+"""Linux in the loop (sim/uml): the kernel's own virtio drivers drive the transport RTL.
+
+Tests marked ``linux`` boot the real User-Mode Linux kernel (built once from Debian's
+linux-source-6.1 and cached, sim/uml/kernel.py) against the transport in simulation, with the
+virtio-rng device of sim/rng.py behind it. The fault tests at the end start
+tests/fake_guest.py in the kernel's place, to send what a working kernel never sends.
+"""
+
+import os
+import re
+import sys
+import textwrap
+import time
+
+import pytest
+
+from hw import VirtioMMIOTransport
+from hw.regmap import Feature, Status
+from sim.bus import CycleCounter, SimMMIO, Transcript
+from sim.driver import VirtioMMIODriver
+from sim.rng import RNG_DEVICE_ID, RngDevice
+from sim.scenario import describer
+from sim.uml.cosim import (NOTIFY_BASE, BridgeError, CoSimulation, DeviceStuck, GuestTimeout,
+                           run_linux)
+from sim.uml.kernel import FRAGMENT, check_config, fragment_options, kernel
+from sim.waves import simulate
+
+
+linux = pytest.mark.linux
+
+
+@pytest.fixture(scope="session")
+def uml():
+    """The kernel binary (built on first use; ``./run test`` builds it before the suite)."""
+    return kernel()
+
+
+def boot(uml, command, **options):
+    device = options.pop("device", None) or RngDevice()
+    result = run_linux(device, command, linux=uml, timeout=120, **options)
+    return result, device
+
+
+def lines_of(result, prefix):
+    return [line.removeprefix(prefix).strip() for line in result.console.splitlines()
+            if line.startswith(prefix)]
+
+
+def accesses(result, name=None, *, write=None):
+    return [a for a in result.transcript.accesses
+            if (name is None or a.name == name) and (write is None or a.write == write)]
+
+
+# --- the real kernel ----------------------------------------------------------------------------
+
+@linux
+def test_the_built_kernel_has_every_option_of_the_fragment(uml):
+    config = (uml.parent / "config").read_text()
+    assert check_config(config) == []
+    options = fragment_options(FRAGMENT)
+    assert options["CONFIG_VIRTIO_MMIO"] == "y" and options["CONFIG_UML_RANDOM"] is None
+    assert "CONFIG_INDIRECT_IOMEM=y" in config.splitlines()
+
+
+@linux
+def test_probe_and_identity_seen_from_the_guest(uml):
+    result, _ = boot(uml, textwrap.dedent("""
+        d=/sys/bus/virtio/devices/virtio0
+        echo "device: $(cat $d/device)"; echo "vendor: $(cat $d/vendor)"
+        echo "features: $(cat $d/features)"; echo "driver: $(basename $(readlink $d/driver))"
+        echo "rng: $(cat /sys/class/misc/hw_random/rng_current)"
+    """))
+    assert result.status == 0
+    assert lines_of(result, "device:") == [f"{RNG_DEVICE_ID:#06x}"]
+    assert lines_of(result, "vendor:") == ["0x1af4"]
+    assert lines_of(result, "driver:") == ["virtio_rng"]
+    assert lines_of(result, "rng:") == ["virtio_rng.0"]
+    # The negotiated features, bit 0 first: VIRTIO_F_VERSION_1 and nothing else.
+    (features,) = lines_of(result, "features:")
+    assert features == "".join("1" if bit == Feature.VERSION_1 else "0" for bit in range(64))
+    # The transport saw the same negotiation: DriverFeatures high word 1, low word 0.
+    assert [a.value for a in accesses(result, "DriverFeatures", write=True)] == [1, 0]
+    # Status: reset, ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK; at power-off
+    # virtio_dev_shutdown resets the device.
+    ack, drv, ok = Status.ACKNOWLEDGE.value, Status.DRIVER.value, Status.FEATURES_OK.value
+    assert [a.value for a in accesses(result, "Status", write=True)] == \
+        [0, ack, ack | drv, ack | drv | ok, ack | drv | ok | Status.DRIVER_OK.value, 0]
+
+
+@linux
+def test_entropy_through_dev_hwrng_is_the_devices_data(uml):
+    result, device = boot(uml, "head -c 512 /dev/hwrng | wc -c; "
+                               "head -c 64 /dev/hwrng | od -An -v -tx1")
+    assert result.status == 0
+    count, *hex_lines = [line for line in result.console.splitlines()
+                         if re.fullmatch(r"\s*[0-9a-f]{1,3}(\s+[0-9a-f]{2})*\s*", line)]
+    assert int(count) == 512
+    read = bytes.fromhex("".join(hex_lines))
+    assert len(read) == 64
+    # What the guest read is a run of what the device wrote into its buffers, not zeros or
+    # stale memory; the device filled at least the 576 bytes read.
+    assert read in device.produced and read != bytes(64)
+    assert device.bytes >= 576 and device.requests > 0 and device.errors == []
+    assert result.irq_events > 0
+
+
+@linux
+def test_unbind_and_bind_20_times_leaks_nothing(uml):
+    result, device = boot(uml, textwrap.dedent("""
+        drv=/sys/bus/platform/drivers/virtio-mmio
+        state() {
+            cut -c1-40 /proc/iomem; awk '{print $1, $NF}' /proc/interrupts
+            ls /sys/bus/virtio/devices
+        }
+        state > /tmp/before
+        i=0
+        while [ $i -lt 20 ]; do
+            echo virtio-mmio.0 > $drv/unbind || exit 10
+            [ "$(cat /sys/class/misc/hw_random/rng_current)" = none ] || exit 11
+            echo virtio-mmio.0 > $drv/bind || exit 12
+            i=$((i + 1))
+        done
+        state > /tmp/after
+        cmp /tmp/before /tmp/after && echo "state: same"
+        echo "rng: $(cat /sys/class/misc/hw_random/rng_current)"
+        echo "read: $(head -c 256 /dev/hwrng | wc -c)"
+    """))
+    assert result.status == 0, result.console[-2000:]
+    assert lines_of(result, "state:") == ["same"]
+    assert lines_of(result, "rng:") == ["virtio_rng.0"]
+    assert lines_of(result, "read:") == ["256"]
+    # 21 probes, each after a reset; 20 removals: reset, then the queue torn down.
+    assert len(accesses(result, "MagicValue")) == 21
+    resets = [i for i, a in enumerate(result.transcript.accesses)
+              if a.name == "Status" and a.write and a.value == 0]
+    assert len(resets) == 21 + 20 + 1           # and virtio_dev_shutdown's at power-off
+    assert len([a for a in accesses(result, "QueueReady", write=True) if a.value == 0]) == 20
+    assert len([a for a in accesses(result, "QueueReady", write=True) if a.value == 1]) == 21
+    assert device.errors == []
+    assert "WARNING" not in result.console and "BUG" not in result.console
+
+
+@linux
+@pytest.mark.parametrize("personality, offered", [
+    ({"msi": "v2"}, Feature.MMIO_MSI),
+    ({"notify": True}, Feature.MMIO_NOTIFICATION),
+    ({"msi": "v2", "notify": True}, Feature.MMIO_MSI),
+], ids=["msi-v2", "notify", "msi-v2-notify"])
+def test_each_personality_works_with_mainline(uml, personality, offered):
+    result, device = boot(uml, "head -c 128 /dev/hwrng | wc -c", **personality)
+    assert result.status == 0
+    assert lines_of(result, "")[-1:] == ["128"] or "128" in result.console.splitlines()
+    # The bit is offered (DeviceFeatures read with DeviceFeaturesSel 1) ...
+    high = accesses(result, "DeviceFeatures")[0]
+    assert high.value >> (offered - 32) & 1
+    # ... and mainline Linux, which does not know bits 39 and 40, does not accept it.
+    assert accesses(result, "DriverFeatures", write=True)[0].value == 1 << (Feature.VERSION_1 - 32)
+    # Mainline rings QueueNotify, never a per-queue doorbell, and takes the wired interrupt.
+    assert accesses(result, "QueueNotify", write=True)
+    assert not any(a.name.startswith("Doorbell") for a in result.transcript.accesses)
+    assert result.irq_events > 0 and device.errors == []
+
+
+@linux
+def test_the_same_command_gives_the_same_transcript(uml):
+    command = "head -c 1024 /dev/hwrng > /dev/null; echo virtio-mmio.0 > " \
+              "/sys/bus/platform/drivers/virtio-mmio/unbind"
+    first, _ = boot(uml, command)
+    second, _ = boot(uml, command)
+    assert first.status == second.status == 0
+    assert first.transcript.accesses == second.transcript.accesses
+    assert first.cycles == second.cycles and first.accesses > 100
+
+
+def _model_transcript():
+    """sim/driver.py's mainline sequence against the same transport: bring-up, removal,
+    bring-up, shutdown (what a probe, an unbind, a bind and a power-off do), in plain
+    simulation."""
+    device = RngDevice()
+    dut = device.transport()
+    transcript, clock = Transcript(), CycleCounter()
+
+    async def testbench(ctx):
+        io = SimMMIO(ctx, dut.bus, describe=describer(dut), transcript=transcript, clock=clock)
+        drv = VirtioMMIODriver(io)
+        await drv.bring_up(queues=[0], driver_supports=0)
+        await drv.remove()
+        await drv.bring_up(queues=[0], driver_supports=0)
+        await drv.shutdown()
+
+    simulate(dut, testbench, background=[clock.run], name="linux_model_sequence")
+    return transcript
+
+
+#: Accesses the device's traffic makes (requests and their interrupts) and ring addresses,
+#: which the model places elsewhere: compared by name only.
+_TRAFFIC = {"QueueNotify", "InterruptStatus", "InterruptACK"}
+_ADDRESSES = re.compile(r"Queue(Desc|Driver|Device)(Low|High)")
+
+
+def _comparable(transcript):
+    return [(a.write, a.name, None if _ADDRESSES.fullmatch(a.name) else a.value)
+            for a in transcript.accesses if a.name not in _TRAFFIC]
+
+
+@linux
+def test_the_real_drivers_transcript_is_the_models(uml):
+    result, _ = boot(uml, "echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/unbind; "
+                          "echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/bind")
+    assert result.status == 0
+    assert _comparable(result.transcript) == _comparable(_model_transcript())
+
+
+@linux
+def test_waves_of_a_linux_run(uml, waves_dir):
+    result, _ = boot(uml, "head -c 64 /dev/hwrng > /dev/null", waves=True)
+    vcd, gtkw = result.waves
+    assert vcd.parent == waves_dir and vcd.name == "linux-rng.vcd" and gtkw.exists()
+    text = vcd.read_text()
+    assert re.search(r"^\$var wire 10 \S+ bus__adr \$end$", text, re.M)
+    assert re.search(r"^\$var wire 1 \S+ irq \$end$", text, re.M)
+    # The dump covers the whole run: its last timestamp is the last simulated cycle's
+    # (timescale 1 fs, 10 ns per cycle).
+    assert "$timescale 1 fs $end" in text
+    last = max(int(t) for t in re.findall(r"^#(\d+)$", text, re.M))
+    assert last >= result.cycles * 10_000_000
+
+
+@linux
+def test_a_closed_access_channel_stops_the_guest_with_a_message(uml):
+    """The simulation side goes away mid-run: the bridge panics, naming the access it was
+    doing, and the run ends with that message instead of a hang."""
+
+    class Closing(CoSimulation):
+        def _receive(self):
+            msg = super()._receive()
+            if msg is not None and len(self.transcript.accesses) == 10:
+                self._sock.close()
+                raise BridgeError("closed on purpose")
+            return msg
+
+    started = time.monotonic()
+    with pytest.raises(BridgeError, match="closed on purpose") as info:
+        Closing(RngDevice(), "true", linux=uml, timeout=60).run()
+    assert time.monotonic() - started < 30
+    assert "virtio-sim: the simulation closed the access channel during a" in \
+        info.value.console or "virtio-sim" in info.value.console
+
+
+# --- faults, with tests/fake_guest.py in the kernel's place --------------------------------------
+
+@pytest.fixture
+def fake_guest(tmp_path):
+    script = tmp_path / "fake-linux"
+    script.write_text(f"#!/bin/sh\nexec {sys.executable} "
+                      f"{os.path.join(os.path.dirname(__file__), 'fake_guest.py')} \"$@\"\n")
+    script.chmod(0o755)
+
+    def run(behaviour, **options):
+        options.setdefault("timeout", 20)
+        return CoSimulation(options.pop("device", None) or RngDevice(), behaviour,
+                            linux=script, **options).run()
+    return run
+
+
+@pytest.mark.parametrize("behaviour, message", [
+    ("truncated", r"truncated message on the access channel: 6 of 24 bytes"),
+    ("unknown-op", r"malformed op 9 .*: not a read or a write"),
+    ("bad-size", r"malformed read .*size 3 is not one of \(1, 2, 4, 8\)"),
+    ("misaligned", r"malformed read .*offset 0x2 is not aligned to its size 4"),
+    ("too-wide", r"malformed write .*value 0x100 does not fit 1 bytes"),
+    ("second-hello", r"malformed hello .*a second hello"),
+    ("read-first", r"first message is read .*not a version 1 hello"),
+    ("exit-before-hello", r"Linux exited \(status 0\) before the bridge said hello"),
+    ("quit-early", r"Linux stopped \(exit status 0\) before the command finished"),
+])
+def test_a_bad_message_is_an_error_not_a_hang(fake_guest, behaviour, message):
+    started = time.monotonic()
+    with pytest.raises(BridgeError, match=message) as info:
+        fake_guest(behaviour)
+    assert time.monotonic() - started < 15
+    if behaviour in ("unknown-op", "bad-size", "misaligned", "too-wide", "second-hello",
+                     "read-first"):
+        assert "reply REFUSED" in info.value.console or "size=1" in info.value.console
+
+
+def test_a_silent_guest_times_out_naming_what_was_awaited(fake_guest):
+    started = time.monotonic()
+    with pytest.raises(GuestTimeout, match=r"did not finish within 2 s: no request from the "
+                                           r"guest \(last access: none\)"):
+        fake_guest("silent", timeout=2)
+    assert time.monotonic() - started < 10
+
+
+def test_a_device_that_never_completes_is_reported(fake_guest):
+    class Stuck(RngDevice):
+        idle = False                            # always busy, never done
+
+    with pytest.raises(DeviceStuck, match=r"device rng still busy 500 cycles after the guest's "
+                                          r"write at 0x50 \(QueueNotify\): it never completes"):
+        fake_guest("kick", device=Stuck(), work_limit=500)
+
+
+def test_an_access_outside_the_window_gets_the_transports_answer(fake_guest):
+    result = fake_guest("outside")
+    assert result.status == 0 and result.outside == 2
+    assert "reply 0x74726976" in result.console                 # MagicValue, inside
+    assert result.console.count("reply 0x0") == 2               # read 0, write acknowledged
+    assert [a.name for a in result.transcript.accesses] == ["MagicValue"]
+
+
+def test_a_64_bit_access_is_two_32_bit_ones(fake_guest):
+    result = fake_guest("read-magic-64")
+    assert "magic64 0x274726976" in result.console              # Version 2 : MagicValue
+    assert [a.name for a in result.transcript.accesses] == ["MagicValue", "Version"]
+
+
+def test_personality_is_checked():
+    with pytest.raises(ValueError, match=r"msi must be one of \[None, 'v2'\], not 'v1'"):
+        CoSimulation(RngDevice(), "true", msi="v1")
+    assert isinstance(RngDevice().transport(), VirtioMMIOTransport)
+    assert NOTIFY_BASE == 0x1000
