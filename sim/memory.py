@@ -36,6 +36,10 @@ class GuestMemory:
                               f"[{self.base:#x}, {self.base + self.size:#x})")
         return start
 
+    def check(self, address, length):
+        """Raise :class:`MemoryFault` unless ``[address, address + length)`` is guest memory."""
+        self._range(address, length, "access")
+
     def read(self, address, length):
         start = self._range(address, length, "read")
         return bytes(self._view[start:start + length])

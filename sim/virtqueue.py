@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from .memory import MemoryFault
 
 
-__all__ = ["RingError", "Buffer", "Chain", "SplitRing", "DESC_F_NEXT", "DESC_F_WRITE",
-           "DESC_F_INDIRECT", "AVAIL_F_NO_INTERRUPT"]
+__all__ = ["RingError", "Buffer", "Chain", "SplitRing", "DriverRing", "DESC_F_NEXT",
+           "DESC_F_WRITE", "DESC_F_INDIRECT", "AVAIL_F_NO_INTERRUPT"]
 
 DESC_F_NEXT, DESC_F_WRITE, DESC_F_INDIRECT = 1, 2, 4
 AVAIL_F_NO_INTERRUPT = 1
@@ -124,6 +124,10 @@ class SplitRing:
                 raise RingError(6, f"descriptor {index} has length 0")
             if address + length > 1 << 64:
                 raise RingError(8, f"descriptor {index} wraps past 2^64")
+            try:
+                self.memory.check(address, length)
+            except MemoryFault as fault:
+                raise RingError(8, f"descriptor {index}: {fault}") from None
             writable = bool(flags & DESC_F_WRITE)
             if seen_writable and not writable:
                 raise RingError(5, f"readable descriptor {index} after a writable one")
@@ -152,3 +156,64 @@ class SplitRing:
         self.used_idx = (self.used_idx + 1) & 0xffff
         self._write(self.device + 2, self.used_idx, 2)
         self.in_flight -= 1
+
+
+class DriverRing:
+    """The driver's side of a split ring in ``memory``, for tests of device logic: lays out the
+    descriptor table, the available ring and the used ring from ``base`` (as ``vring_init``
+    does, the used ring aligned to 4 KiB), makes chains available and reads what was used.
+
+    The descriptor fields can be written directly (:meth:`write_desc`) to build malformed
+    rings.
+    """
+
+    def __init__(self, memory, *, size, base):
+        self.memory = memory
+        self.size = size
+        self.desc = base
+        self.driver = base + _DESC_SIZE * size
+        self.device = (self.driver + 6 + 2 * size + 4095) & ~4095
+        self.avail_idx = 0
+        self.used_seen = 0
+        self._next_free = 0
+        for address in range(self.desc, self.device + 6 + 8 * size, 2):
+            memory.write_int(address, 0, 2)
+
+    def write_desc(self, index, address, length, flags=0, next=0):
+        entry = self.desc + _DESC_SIZE * index
+        self.memory.write_int(entry, address, 8)
+        self.memory.write_int(entry + 8, length, 4)
+        self.memory.write_int(entry + 12, flags, 2)
+        self.memory.write_int(entry + 14, next, 2)
+
+    def publish(self, head, *, count=1):
+        """Put ``head`` in the available ring and advance avail.idx by ``count`` (more than 1
+        only to build D11 case 1)."""
+        self.memory.write_int(self.driver + 4 + 2 * (self.avail_idx % self.size), head, 2)
+        self.avail_idx = (self.avail_idx + count) & 0xffff
+        self.memory.write_int(self.driver + 2, self.avail_idx, 2)
+
+    def add(self, buffers):
+        """Make a chain of ``(address, length, writable)`` buffers available; returns its head."""
+        indices = [(self._next_free + i) % self.size for i in range(len(buffers))]
+        self._next_free = (self._next_free + len(buffers)) % self.size
+        pairs = zip(indices, buffers, strict=True)
+        for position, (index, (address, length, writable)) in enumerate(pairs):
+            last = position == len(buffers) - 1
+            flags = (0 if last else DESC_F_NEXT) | (DESC_F_WRITE if writable else 0)
+            self.write_desc(index, address, length, flags, 0 if last else indices[position + 1])
+        self.publish(indices[0])
+        return indices[0]
+
+    def suppress_interrupts(self, suppress=True):
+        self.memory.write_int(self.driver, AVAIL_F_NO_INTERRUPT if suppress else 0, 2)
+
+    def used(self):
+        """The used elements added since the last call, as ``(id, length)``."""
+        used_idx = self.memory.read_int(self.device + 2, 2)
+        got = []
+        while self.used_seen != used_idx:
+            elem = self.device + 4 + 8 * (self.used_seen % self.size)
+            got.append((self.memory.read_int(elem, 4), self.memory.read_int(elem + 4, 4)))
+            self.used_seen = (self.used_seen + 1) & 0xffff
+        return got

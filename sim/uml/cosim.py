@@ -281,6 +281,8 @@ class CoSimulation:
         io = SimMMIO(ctx, self.transport.bus, describe=self._describe,
                      transcript=self.transcript, clock=self._clock)
         self._hello()
+        io.note(f"bridge hello: {self._memory.size >> 20} MiB of guest memory shared, "
+                f"{self.window:#x}-byte window")
         irq_before = False
         while (msg := self._receive()) is not None:
             self._check(msg)
@@ -290,6 +292,7 @@ class CoSimulation:
             if irq and (not irq_before or (msg.op == WRITE and msg.offset == self._ack)):
                 self._irq_sock.send(Message(IRQ, 0, 0, 1).pack())
                 self.irq_events += 1
+                io.note(f"irq high: interrupt event {self.irq_events} to the guest")
             irq_before = irq
             self._sock.send(Message(msg.op, OK, msg.offset, value).pack())
 
