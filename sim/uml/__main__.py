@@ -71,7 +71,7 @@ def main(argv=None):
                            msi=PERSONALITIES[args.msi], notify=args.notify, console=emit,
                            transcript=emit if args.transcript else None,
                            waves=args.waves, timeout=args.timeout)
-    except (CoSimError, KernelBuildError) as error:
+    except (CoSimError, KernelBuildError, FileNotFoundError) as error:
         print(f"[linux] error: {error}", file=sys.stderr)
         return 125
     summary = (f"[linux] exit status {result.status}; bridge hello after {result.boot:.2f} s; "

@@ -200,7 +200,12 @@ class CoSimulation:
                 raise BridgeError(f"the guest's first message is {msg.name} (size {msg.size}, "
                                   f"{len(fds)} descriptors), not a version {VERSION} hello "
                                   f"with the memory file")
-            self._mapped = mmap.mmap(fds[0], msg.value, offset=msg.offset)
+            try:
+                self._mapped = mmap.mmap(fds[0], msg.value, offset=msg.offset)
+            except (OSError, ValueError) as error:
+                self._refuse(msg)
+                raise BridgeError(f"cannot map the guest's memory file ({msg.value:#x} bytes "
+                                  f"at offset {msg.offset:#x}): {error}") from None
         except ProtocolError as error:
             raise BridgeError(str(error)) from None
         finally:
@@ -209,7 +214,14 @@ class CoSimulation:
         self._memory = GuestMemory(self._mapped)
         self.device.bind(self._memory)
         self.boot = time.monotonic() - self._start
-        self._sock.send(Message(HELLO, OK, 0, self.window).pack())
+        self._send(self._sock, Message(HELLO, OK, 0, self.window), "access")
+
+    def _send(self, sock, msg, channel):
+        try:
+            sock.send(msg.pack())
+        except OSError as error:
+            raise BridgeError(f"the guest closed the {channel} channel ({error.strerror}) "
+                              f"before the {msg.name} could be sent") from None
 
     def _receive(self):
         """The guest's next request, or ``None`` once it has powered off."""
@@ -290,11 +302,11 @@ class CoSimulation:
             await self._settle(ctx, msg)
             irq = bool(ctx.get(self.transport.irq))
             if irq and (not irq_before or (msg.op == WRITE and msg.offset == self._ack)):
-                self._irq_sock.send(Message(IRQ, 0, 0, 1).pack())
+                self._send(self._irq_sock, Message(IRQ, 0, 0, 1), "interrupt")
                 self.irq_events += 1
                 io.note(f"irq high: interrupt event {self.irq_events} to the guest")
             irq_before = irq
-            self._sock.send(Message(msg.op, OK, msg.offset, value).pack())
+            self._send(self._sock, Message(msg.op, OK, msg.offset, value), "access")
 
     # --- the guest --------------------------------------------------------------------------
 

@@ -45,8 +45,9 @@ def exit_status(console):
 
 def make_root(folder, command):
     """Write the root file system for ``command`` (a shell command line) into ``folder``."""
-    if not BUSYBOX.exists():
-        raise FileNotFoundError(f"{BUSYBOX} is missing: install the Debian package "
+    if not BUSYBOX.exists() or b"/ld-linux" in BUSYBOX.read_bytes()[:4096]:
+        raise FileNotFoundError(f"{BUSYBOX} is missing or dynamically linked (the guest's root "
+                                f"has no C library): install the Debian package "
                                 f"busybox-static (./run installs it)")
     folder = Path(folder)
     for name in ("bin", "proc", "sys", "dev", "tmp"):
