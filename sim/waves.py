@@ -303,7 +303,6 @@ def simulate(dut, testbench, *, processes=(), background=(), name=None, traces=(
         sim.add_process(process)
     for process in background:
         sim.add_testbench(process, background=True)
-    sim.add_testbench(testbench)
 
     async def watchdog(ctx):
         # One timer event, not a tick per cycle: the bound costs nothing while it is not hit.
@@ -312,7 +311,10 @@ def simulate(dut, testbench, *, processes=(), background=(), name=None, traces=(
                                 f"cycles: a testbench waits for something that never happens "
                                 f"(or pass a larger cycles=)")
 
+    # Added before the testbench, so that it has started even if the testbench fails at once
+    # (otherwise Python warns that its coroutine was never awaited).
     sim.add_testbench(watchdog, background=True)
+    sim.add_testbench(testbench)
     if waves is None:
         waves = waves_requested()
     if not waves:
