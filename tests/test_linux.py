@@ -20,8 +20,8 @@ from sim.bus import CycleCounter, SimMMIO, Transcript
 from sim.driver import VirtioMMIODriver
 from sim.rng import RNG_DEVICE_ID, RngDevice
 from sim.scenario import describer
-from sim.uml.cosim import (NOTIFY_BASE, BridgeError, CoSimulation, DeviceStuck, GuestTimeout,
-                           run_linux)
+from sim.uml.cosim import (NOTIFY_BASE, NOTIFY_MULTIPLIER, BridgeError, CoSimulation, DeviceStuck,
+                           GuestTimeout, run_linux)
 from sim.uml.kernel import FRAGMENT, check_config, fragment_options, kernel
 from sim.uml.protocol import READ, REFUSED
 from sim.waves import simulate
@@ -34,6 +34,12 @@ linux = pytest.mark.linux
 def uml():
     """The kernel binary (built on first use; ``./run test`` builds it before the suite)."""
     return kernel()
+
+
+@pytest.fixture(scope="session")
+def uml_proposal():
+    """The same kernel with the project's driver patches (sim/uml/kernel/patches)."""
+    return kernel("proposal")
 
 
 def boot(uml, command, **options):
@@ -248,6 +254,37 @@ def test_a_closed_access_channel_stops_the_guest_with_a_message(uml):
                      r"channel during a (read|write) at 0x[0-9a-f]+", info.value.console)
 
 
+# --- the proposal's driver side (sim/uml/kernel/patches) ------------------------------------------
+
+@linux
+def test_the_proposal_driver_rings_the_queues_own_doorbell(uml_proposal):
+    result, device = boot(uml_proposal, "head -c 256 /dev/hwrng | wc -c; "
+                                        "cat /sys/bus/virtio/devices/virtio0/features",
+                          notify=True)
+    assert result.status == 0 and "256" in result.console.splitlines()
+    (features,) = [line for line in result.console.splitlines() if re.fullmatch("[01]{64}", line)]
+    assert features[Feature.MMIO_NOTIFICATION] == "1" and features[Feature.MMIO_MSI] == "0"
+    # The driver read the notification structure once, before setting up the queue ...
+    structure = accesses(result, "QueueNotify", write=False)
+    assert [a.value for a in structure] == [NOTIFY_MULTIPLIER << 16 | NOTIFY_BASE]
+    assert structure[0].cycle < accesses(result, "QueueSel")[0].cycle
+    # ... and then rang queue 0 at notify_base, never at QueueNotify.
+    rings = accesses(result, "Doorbell[q0]", write=True)
+    assert len(rings) == result.irq_events > 0 and {a.offset for a in rings} == {NOTIFY_BASE}
+    assert accesses(result, "QueueNotify", write=True) == []
+    assert device.errors == []
+
+
+@linux
+def test_the_proposal_driver_is_mainline_when_nothing_is_offered(uml, uml_proposal):
+    command = "head -c 512 /dev/hwrng > /dev/null; echo virtio-mmio.0 > " \
+              "/sys/bus/platform/drivers/virtio-mmio/unbind"
+    mainline, _ = boot(uml, command)
+    proposal, _ = boot(uml_proposal, command)
+    assert proposal.status == mainline.status == 0
+    assert proposal.transcript.accesses == mainline.transcript.accesses
+
+
 # --- faults, with tests/fake_guest.py in the kernel's place --------------------------------------
 
 @pytest.fixture
@@ -319,8 +356,13 @@ def test_a_64_bit_access_is_two_32_bit_ones(fake_guest):
     assert [a.name for a in result.transcript.accesses] == ["MagicValue", "Version"]
 
 
-def test_personality_is_checked():
+def test_personality_and_driver_are_checked():
     with pytest.raises(ValueError, match=r"msi must be one of \[None, 'v2'\], not 'v1'"):
         CoSimulation(RngDevice(), "true", msi="v1")
+    with pytest.raises(ValueError, match=r"driver must be one of \['mainline', 'proposal'\], "
+                                         r"not 'v1'"):
+        CoSimulation(RngDevice(), "true", driver="v1")
+    with pytest.raises(ValueError, match=r"variant must be one of \['mainline', 'proposal'\]"):
+        kernel("v1")
     assert isinstance(RngDevice().transport(), VirtioMMIOTransport)
     assert NOTIFY_BASE == 0x1000

@@ -10,7 +10,7 @@ import threading
 
 from ..rng import RngDevice
 from .cosim import PERSONALITIES, TIMEOUT, CoSimError, run_linux
-from .kernel import KernelBuildError, kernel
+from .kernel import VARIANTS, KernelBuildError, kernel
 
 
 __all__ = ["DEVICES", "DEFAULT_COMMAND", "main"]
@@ -42,6 +42,10 @@ def main(argv=None):
                         help="the transport's MSI personality (mainline Linux uses none of it)")
     parser.add_argument("--notify", action="store_true",
                         help="per-queue doorbells (VIRTIO_F_MMIO_NOTIFICATION offered)")
+    parser.add_argument("--driver", choices=sorted(VARIANTS), default="mainline",
+                        help="the kernel's virtio drivers as Debian ships them (mainline), or "
+                             "with the project's patches for the proposal "
+                             "(sim/uml/kernel/patches)")
     parser.add_argument("--run", metavar="'SHELL COMMAND'", default=None,
                         help="run this in the guest as root (default: probe, read entropy, "
                              "unbind and rebind the driver)")
@@ -57,7 +61,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.build:
-            print(kernel())
+            print(kernel(args.driver))
             return 0
         device = DEVICES[args.device](seed=args.seed)
         lock = threading.Lock()
@@ -68,7 +72,8 @@ def main(argv=None):
                 sys.stdout.flush()
 
         result = run_linux(device, DEFAULT_COMMAND if args.run is None else args.run,
-                           msi=PERSONALITIES[args.msi], notify=args.notify, console=emit,
+                           msi=PERSONALITIES[args.msi], notify=args.notify, driver=args.driver,
+                           console=emit,
                            transcript=emit if args.transcript else None,
                            waves=args.waves, timeout=args.timeout)
     except (CoSimError, KernelBuildError, FileNotFoundError) as error:

@@ -56,7 +56,7 @@ from ..memory import GuestMemory
 from ..scenario import describer
 from ..waves import simulate, transport_traces
 from . import guest
-from .kernel import kernel
+from .kernel import VARIANTS, kernel
 from .protocol import (ACCESS_SIZES, HELLO, IRQ, MSG_SIZE, OK, READ, REFUSED, VERSION, WRITE,
                        Message, ProtocolError)
 
@@ -130,15 +130,22 @@ class CoSimulation:
         Wall-clock bound of the run in seconds.
     work_limit : int
         Cycles device logic may stay busy after one access (:class:`DeviceStuck`).
+    driver : "mainline" or "proposal"
+        Which kernel (:data:`sim.uml.kernel.VARIANTS`): virtio drivers as Debian ships them, or
+        with the project's patches for the proposal (``sim/uml/kernel/patches``).
     linux : path or None
-        The kernel to boot; ``None`` builds (or finds) it with :func:`sim.uml.kernel.kernel`.
+        The kernel to boot; ``None`` builds (or finds) ``driver``'s with
+        :func:`sim.uml.kernel.kernel`.
     """
 
     def __init__(self, device, command, *, msi=None, notify=False, console=None,
                  transcript=None, waves=False, timeout=TIMEOUT, work_limit=WORK_LIMIT,
-                 linux=None):
+                 driver="mainline", linux=None):
         if msi not in PERSONALITIES.values():
             raise ValueError(f"msi must be one of {list(PERSONALITIES.values())}, not {msi!r}")
+        if driver not in VARIANTS:
+            raise ValueError(f"driver must be one of {sorted(VARIANTS)}, not {driver!r}")
+        self.driver = driver
         personality = {"msi": msi}
         if notify:
             personality.update(notify_base=NOTIFY_BASE, notify_multiplier=NOTIFY_MULTIPLIER)
@@ -318,7 +325,7 @@ class CoSimulation:
                 self._console_echo(text)
 
     def _start_guest(self, run_dir):
-        linux = self.linux or kernel()
+        linux = self.linux or kernel(self.driver)
         self._sock, guest_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._irq_sock, guest_irq = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         root = guest.make_root(os.path.join(run_dir, "root"), self.command)

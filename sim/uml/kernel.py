@@ -2,15 +2,19 @@
 with the bridge (``sim/uml/kernel/``, GPL-2.0) built in, and cached.
 
 :func:`kernel` returns the path of a ``linux`` binary, building it first if no build for the
-same inputs exists. The build folder, ``build/linux/<key>/``, is keyed by everything that goes
-into the binary: the Debian package's version, the config fragment, the bridge's sources, the
-Makefile lines that build the bridge in, the recipe below and the host compiler, so that a later
-run with the same inputs starts in seconds and a changed input builds anew.
+same inputs exists. There are two, from one build (:data:`VARIANTS`): ``mainline``, whose virtio
+files are exactly as Debian ships them, and ``proposal``, the same tree with the project's
+driver patches (``sim/uml/kernel/patches/*.patch``) applied and rebuilt incrementally. The build
+folder, ``build/linux/<key>/``, is keyed by everything that goes into the binaries: the Debian
+package's version, the config fragment, the bridge's sources, the patches, the Makefile lines
+that build the bridge in, the recipe below and the host compiler, so that a later run with the
+same inputs starts in seconds and a changed input builds anew.
 
 The recipe: unpack the source, copy the bridge into ``arch/um/drivers/`` and add it to that
 folder's Makefile, ``make ARCH=um tinyconfig``, merge ``uml.config`` (``merge_config.sh``),
 ``make olddefconfig``, check that every option the fragment sets came out as set (a dependency
-missing from the fragment silently drops an option), ``make -j linux``. The unpacked tree
+missing from the fragment silently drops an option), ``make -j linux`` (``mainline``); then
+apply the patches in name order and ``make -j linux`` again (``proposal``). The unpacked tree
 (1.5 GB) is removed after a successful build; ``.config`` and the build log are kept.
 """
 
@@ -37,6 +41,10 @@ PACKAGE = "linux-source-6.1"
 KERNEL_DIR = Path(__file__).resolve().parent / "kernel"
 FRAGMENT = KERNEL_DIR / "uml.config"
 BRIDGE = ("virtio_sim.h", "virtio_sim_kern.c", "virtio_sim_user.c")
+#: The driver patches of the ``proposal`` variant, applied in name order.
+PATCHES = KERNEL_DIR / "patches"
+#: Kernel variants and their binaries in the build folder.
+VARIANTS = {"mainline": "linux", "proposal": "linux-proposal"}
 #: Lines put into arch/um/drivers/Makefile before it includes Makefile.rules (which makes the
 #: ``*_user.o`` objects it sees then into host-side objects).
 MAKEFILE_LINES = ("# virtio-sim bridge (sim/uml/kernel, built in by sim/uml/kernel.py)\n"
@@ -44,10 +52,10 @@ MAKEFILE_LINES = ("# virtio-sim bridge (sim/uml/kernel, built in by sim/uml/kern
                   "obj-y += virtio_sim.o\n\n")
 _RULES = "include arch/um/scripts/Makefile.rules"
 #: Bump when the steps of the recipe change.
-RECIPE = 1
+RECIPE = 2
 #: Host tools the build needs, and the Debian packages they come in.
 TOOLS = {"make": "make", "gcc": "gcc", "flex": "flex", "bison": "bison", "bc": "bc",
-         "xz": "xz-utils"}
+         "xz": "xz-utils", "patch": "patch"}
 
 
 class KernelBuildError(Exception):
@@ -74,9 +82,14 @@ def build_key():
     digest = hashlib.sha256()
     for part in (f"recipe {RECIPE}", _package_version(), _compiler(), MAKEFILE_LINES):
         digest.update(part.encode() + b"\0")
-    for path in (FRAGMENT, *(KERNEL_DIR / name for name in BRIDGE)):
+    for path in (FRAGMENT, *(KERNEL_DIR / name for name in BRIDGE), *patches()):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def patches():
+    """The patch files of the ``proposal`` variant, in the order they are applied."""
+    return sorted(PATCHES.glob("*.patch"))
 
 
 def fragment_options(fragment=FRAGMENT):
@@ -165,14 +178,26 @@ def _build(folder, log):
         log(f"[linux]   compiling (make -j{jobs} linux)")
         _step(log_file, "compiling the kernel", ["make", f"-j{jobs}", "linux"], src, env)
         shutil.copy(src / "linux", folder / "linux.tmp")
-        os.replace(folder / "linux.tmp", folder / "linux")
+        for patch in patches():
+            log(f"[linux]   applying {patch.name}")
+            _step(log_file, f"applying {patch.name}",
+                  ["patch", "-p1", "--forward", "--batch", "-i", patch], src, env)
+        log(f"[linux]   compiling the patched drivers (make -j{jobs} linux)")
+        _step(log_file, "compiling the patched kernel", ["make", f"-j{jobs}", "linux"], src, env)
+        shutil.copy(src / "linux", folder / "linux-proposal.tmp")
+        os.replace(folder / "linux-proposal.tmp", folder / VARIANTS["proposal"])
+        # The mainline binary last: its presence says the whole build is complete.
+        os.replace(folder / "linux.tmp", folder / VARIANTS["mainline"])
     shutil.rmtree(src, ignore_errors=True)
     log(f"[linux] built {folder / 'linux'} in {time.monotonic() - start:.0f} s")
 
 
-def kernel(*, log=lambda text: print(text, file=sys.stderr, flush=True)):
-    """Path of the UML kernel for the current inputs, built (once, under a lock shared by
-    parallel callers) if it is not there yet. Raises :class:`KernelBuildError`."""
+def kernel(variant="mainline", *, log=lambda text: print(text, file=sys.stderr, flush=True)):
+    """Path of the UML kernel ``variant`` (:data:`VARIANTS`) for the current inputs, built (once,
+    under a lock shared by parallel callers) if it is not there yet. Raises
+    :class:`KernelBuildError`."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, not {variant!r}")
     missing = _missing_tools()
     if missing:
         raise KernelBuildError(f"building the UML kernel needs the Debian packages "
@@ -180,13 +205,14 @@ def kernel(*, log=lambda text: print(text, file=sys.stderr, flush=True)):
                                f"{' '.join(missing)})")
     root = BUILD / "linux"
     folder = root / build_key()
-    binary = folder / "linux"
-    if binary.exists():
+    complete = folder / VARIANTS["mainline"]
+    binary = folder / VARIANTS[variant]
+    if complete.exists():
         return binary
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not binary.exists():
+        if not complete.exists():
             for stale in root.iterdir():
                 if stale.is_dir() and stale != folder:
                     shutil.rmtree(stale, ignore_errors=True)
