@@ -22,10 +22,11 @@ driver has not cleared; the mainline driver acknowledges what it read, so this i
 Nothing hangs
 -------------
 Every wait has a bound and raises :class:`CoSimError` naming what it waited for: device logic
-still busy :data:`WORK_LIMIT` cycles after an access (:class:`DeviceStuck`), no request and no
-exit within ``timeout`` seconds of wall time (:class:`GuestTimeout`), a malformed or truncated
-message or a channel closed before the guest finished (:class:`BridgeError`, the guest is
-answered ``REFUSED`` first where it still listens). An access outside the transport's window
+still busy :data:`WORK_LIMIT` cycles after an access (:class:`DeviceStuck`), a run not finished
+within ``timeout`` seconds of wall time (:class:`GuestTimeout`), a malformed, truncated or
+oversized message or a channel closed before the guest finished (:class:`BridgeError`; a
+malformed request is answered ``REFUSED`` first). The interrupt channel does not block: events
+the guest has not taken yet coalesce. An access outside the transport's window
 gets the transport's own answer for an undefined offset: acknowledged, reads 0, writes dropped.
 
 Device logic
@@ -291,10 +292,24 @@ class CoSimulation:
             if cycle >= least and self.device.idle and not ctx.get(notify.valid):
                 return
             await ctx.tick()
+        where = f"{msg.name} at {msg.offset:#x} ({self._describe(msg.offset)})"
         raise DeviceStuck(f"device {self.device.name} still busy {self.work_limit} cycles after "
-                          f"the "
-                          f"guest's {msg.name} at {msg.offset:#x} "
-                          f"({self._describe(msg.offset)}): it never completes")
+                          f"the guest's {where}: it never completes")
+
+    def _interrupt(self, io):
+        """One IRQ event to the guest. The channel does not block: when events are still queued
+        (the guest has not taken them yet), this one coalesces with them, as the bridge takes
+        all queued events in one interrupt and vm_interrupt reads InterruptStatus itself."""
+        self.irq_events += 1
+        try:
+            self._irq_sock.send(Message(IRQ).pack())
+        except BlockingIOError:
+            io.note(f"irq high: interrupt event {self.irq_events} coalesces with queued ones")
+            return
+        except OSError as error:
+            raise BridgeError(f"the guest closed the interrupt channel ({error.strerror})") \
+                from None
+        io.note(f"irq high: interrupt event {self.irq_events} to the guest")
 
     async def _serve(self, ctx):
         io = SimMMIO(ctx, self.transport.bus, describe=self._describe,
@@ -309,9 +324,7 @@ class CoSimulation:
             await self._settle(ctx, msg)
             irq = bool(ctx.get(self.transport.irq))
             if irq and (not irq_before or (msg.op == WRITE and msg.offset == self._ack)):
-                self._send(self._irq_sock, Message(IRQ, 0, 0, 1), "interrupt")
-                self.irq_events += 1
-                io.note(f"irq high: interrupt event {self.irq_events} to the guest")
+                self._interrupt(io)
             irq_before = irq
             self._send(self._sock, Message(msg.op, OK, msg.offset, value), "access")
 
@@ -326,14 +339,15 @@ class CoSimulation:
 
     def _start_guest(self, run_dir):
         linux = self.linux or kernel(self.driver)
+        root = guest.make_root(os.path.join(run_dir, "root"), self.command)
         self._sock, guest_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._irq_sock, guest_irq = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        root = guest.make_root(os.path.join(run_dir, "root"), self.command)
+        self._irq_sock.setblocking(False)
         # Without address-space randomisation UML lays out its memory the same in every run
         # (its "exec-shield gap" otherwise changes the memory size, and so every ring address).
         args = ["setarch", platform.machine(), "--addr-no-randomize", str(linux),
                 *guest.command_line(root, fd=guest_sock.fileno(),
-                                                irq_fd=guest_irq.fileno(), run_dir=run_dir)]
+                                    irq_fd=guest_irq.fileno(), run_dir=run_dir)]
         self._start = time.monotonic()
         self._deadline = self._start + self.timeout
         try:
@@ -341,6 +355,10 @@ class CoSimulation:
                 args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 pass_fds=(guest_sock.fileno(), guest_irq.fileno()), cwd=run_dir,
                 env=dict(os.environ, TMPDIR=run_dir), start_new_session=True)
+        except BaseException:
+            self._sock.close()
+            self._irq_sock.close()
+            raise
         finally:
             guest_sock.close()
             guest_irq.close()
@@ -349,6 +367,13 @@ class CoSimulation:
         self._reader.start()
 
     def _stop_guest(self):
+        # Close the channels first: a guest still waiting for an answer (the simulation side
+        # failed) then sees them closed at once and panics naming its access.
+        for sock in (self._sock, self._irq_sock):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         process = self._process
         try:
             process.wait(timeout=max(1.0, min(10.0, self._deadline - time.monotonic())))

@@ -51,6 +51,8 @@ MAKEFILE_LINES = ("# virtio-sim bridge (sim/uml/kernel, built in by sim/uml/kern
                   "virtio_sim-objs := virtio_sim_kern.o virtio_sim_user.o\n"
                   "obj-y += virtio_sim.o\n\n")
 _RULES = "include arch/um/scripts/Makefile.rules"
+#: Builds kept in build/linux/ (each about 8 MB): the newest ones.
+KEEP = 3
 #: Bump when the steps of the recipe change.
 RECIPE = 2
 #: Host tools the build needs, and the Debian packages they come in.
@@ -149,7 +151,7 @@ def _build(folder, log):
     start = time.monotonic()
     with open(log_path, "w") as log_file:
         log(f"[linux] building the UML kernel into {folder} (first run for these inputs; "
-            f"about 2 to 5 minutes on 2 cores); the log is {log_path}")
+            f"about 2 to 3 minutes on 2 cores); the log is {log_path}")
         shutil.rmtree(src, ignore_errors=True)
         src.mkdir()
         log("[linux]   unpacking " + str(SOURCE))
@@ -192,6 +194,14 @@ def _build(folder, log):
     log(f"[linux] built {folder / 'linux'} in {time.monotonic() - start:.0f} s")
 
 
+def _forget_old_builds(root, *, keep):
+    """Remove all but the ``keep`` newest builds (other branches' builds stay usable)."""
+    builds = sorted((path for path in root.iterdir() if path.is_dir()),
+                    key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in builds[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def kernel(variant="mainline", *, log=lambda text: print(text, file=sys.stderr, flush=True)):
     """Path of the UML kernel ``variant`` (:data:`VARIANTS`) for the current inputs, built (once,
     under a lock shared by parallel callers) if it is not there yet. Raises
@@ -213,8 +223,6 @@ def kernel(variant="mainline", *, log=lambda text: print(text, file=sys.stderr, 
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not complete.exists():
-            for stale in root.iterdir():
-                if stale.is_dir() and stale != folder:
-                    shutil.rmtree(stale, ignore_errors=True)
             _build(folder, log)
+            _forget_old_builds(root, keep=KEEP)
     return binary

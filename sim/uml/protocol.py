@@ -56,8 +56,11 @@ class Message:
     @classmethod
     def unpack(cls, data, *, channel="access"):
         """The message in ``data``; :class:`ProtocolError` if it is not exactly one message."""
-        if len(data) != MSG_SIZE:
+        if len(data) < MSG_SIZE:
             raise ProtocolError(f"truncated message on the {channel} channel: {len(data)} of "
+                                f"{MSG_SIZE} bytes")
+        if len(data) > MSG_SIZE:
+            raise ProtocolError(f"oversized message on the {channel} channel: more than "
                                 f"{MSG_SIZE} bytes")
         return cls(*_FORMAT.unpack(data))
 

@@ -18,11 +18,12 @@
  *   WRITE  guest -> sim   size, offset, value = the data to write.
  *          reply          size = status.
  *   IRQ    sim -> guest   (interrupt channel) the device's interrupt line rose, or is still high
- *                         after the driver acknowledged.
+ *                         after the driver acknowledged; size, offset and value are 0. Events
+ *                         coalesce: the guest takes all that are queued in one interrupt.
  *
  * A reply echoes the request's op. Status VIRTIO_SIM_OK is the only one a working simulation
  * sends; VIRTIO_SIM_REFUSED says the request was malformed, and the simulation closes both
- * channels after it.
+ * channels after it. A packet that is not one whole message gets no reply: the channels close.
  */
 #ifndef __VIRTIO_SIM_H
 #define __VIRTIO_SIM_H

@@ -37,6 +37,11 @@
 #include <os.h>
 #include "virtio_sim.h"
 
+static_assert(sizeof(struct virtio_sim_msg) == VIRTIO_SIM_MSG_SIZE);
+
+/* logic_iomem maps a region in areas of 16 MiB; a larger window would alias. */
+#define VIRTIO_SIM_MAX_WINDOW	0x1000000
+
 static int fd = -1;
 module_param(fd, int, 0444);
 MODULE_PARM_DESC(fd, "access channel socket (inherited file descriptor)");
@@ -73,7 +78,9 @@ static const char *virtio_sim_op_name(unsigned int op)
 /*
  * One request and its reply. Interrupts stay off in between: an interrupt handler's own
  * accesses must not interleave with this one on the channel, and an IRQ event the simulation
- * sent while answering is handled as soon as they are back on, right after this access.
+ * sent while answering is handled as soon as they are back on, right after this access. A
+ * failure is reported before they are back on, so that the panic names this access and not
+ * what the pending interrupt's handler then finds.
  */
 static void virtio_sim_transfer(struct virtio_sim_msg *msg)
 {
@@ -86,7 +93,6 @@ static void virtio_sim_transfer(struct virtio_sim_msg *msg)
 	err = virtio_sim_user_send(fd, msg);
 	if (!err)
 		err = virtio_sim_user_receive(fd, msg);
-	spin_unlock_irqrestore(&virtio_sim_lock, flags);
 
 	if (err == -EPIPE)
 		panic("virtio-sim: the simulation closed the access channel during a %s at %#llx\n",
@@ -103,6 +109,7 @@ static void virtio_sim_transfer(struct virtio_sim_msg *msg)
 	if (msg->size != VIRTIO_SIM_OK)
 		panic("virtio-sim: the simulation refused a %s at %#llx (status %u)\n",
 		      virtio_sim_op_name(op), offset, msg->size);
+	spin_unlock_irqrestore(&virtio_sim_lock, flags);
 }
 
 static unsigned long virtio_sim_read(void *priv, unsigned int offset, int size)
@@ -150,17 +157,19 @@ static const struct logic_iomem_region_ops virtio_sim_region_ops = {
 static irqreturn_t virtio_sim_interrupt(int irq, void *dev_id)
 {
 	struct virtio_sim_msg msg;
+	irqreturn_t ret = IRQ_NONE;
 	int err;
 
 	while (!(err = virtio_sim_user_poll(irq_fd, &msg))) {
 		if (msg.op != VIRTIO_SIM_IRQ)
 			panic("virtio-sim: message %u on the interrupt channel\n", msg.op);
+		ret = IRQ_HANDLED;
 	}
 	if (err == -EPIPE)
 		panic("virtio-sim: the simulation closed the interrupt channel\n");
 	if (err != -EAGAIN)
 		panic("virtio-sim: interrupt channel failed: error %d\n", err);
-	return IRQ_HANDLED;
+	return ret;
 }
 
 static int __init virtio_sim_init(void)
@@ -182,7 +191,9 @@ static int __init virtio_sim_init(void)
 	mem_fd = phys_mapping(0, &mem_offset);
 	msg.offset = mem_offset;
 	msg.value = high_physmem - uml_physmem;
-	err = os_sendmsg_fds(fd, &msg, sizeof(msg), &mem_fd, 1);
+	do {
+		err = os_sendmsg_fds(fd, &msg, sizeof(msg), &mem_fd, 1);
+	} while (err == -EINTR);
 	if (err != sizeof(msg))
 		panic("virtio-sim: cannot send the hello on fd %d: error %d\n", fd, err);
 	err = virtio_sim_user_receive(fd, &msg);
@@ -192,8 +203,9 @@ static int __init virtio_sim_init(void)
 		panic("virtio-sim: the simulation refused the hello (op %u, status %u)\n",
 		      msg.op, msg.size);
 	window = msg.value;
-	if (!window || window & (PAGE_SIZE - 1))
-		panic("virtio-sim: window size %#lx is not a whole number of pages\n", window);
+	if (!window || window & (PAGE_SIZE - 1) || window > VIRTIO_SIM_MAX_WINDOW)
+		panic("virtio-sim: window size %#lx is not a whole number of pages up to %#x\n",
+		      window, VIRTIO_SIM_MAX_WINDOW);
 
 	virtio_sim_window.start = base;
 	virtio_sim_window.end = base + window - 1;
