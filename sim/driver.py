@@ -349,11 +349,17 @@ class VirtioMMIODriver:
         return sharing
 
     async def free_msi_v2(self, *, linux_bug=False):
-        """Teardown: mask every vector (free_irq), tear down queues, disable MSI. The v2 series
-        sends ENABLE instead of DISABLE (reference (d.2) 7, ``linux_bug``)."""
+        """Teardown: free every vector's interrupt, tear down queues, disable MSI. The v2 series
+        sends ENABLE instead of DISABLE (reference (d.2) 7, ``linux_bug``).
+
+        ``free_irq`` masks the vector and then, as Linux 6.1's irq core deactivates the
+        interrupt, writes it a zeroed message (``msi_domain_deactivate``): MASK, then CONFIGURE
+        with address 0 and data 0, vector by vector. This is what the real kernel does with the
+        project's MSI patch (tests/test_linux.py; decisions.md D17)."""
         vectors = 2 if self.sharing else len(self.state.queues) + 1
         for vector in range(vectors):
             await self.mask(vector)
+            await self.msi_write_msg(vector, 0, 0)
         for index in sorted(self.state.queues):
             await self.del_vq(index)
         await self.msi_command(MsiCmdV2.ENABLE if linux_bug else MsiCmdV2.DISABLE)
@@ -435,8 +441,12 @@ class VirtioMMIODriver:
         deletes its queues (``virtio_reset_device`` before ``del_vqs``); ``virtio_dev_remove``
         then checks that Status reads 0 and sets ACKNOWLEDGE again."""
         await self.reset()
-        for index in sorted(self.state.queues):
-            await self.del_vq(index)
+        if self.sharing is not None:            # the queues are on MSI vectors
+            await self.free_msi_v2()
+            self.sharing = None
+        else:
+            for index in sorted(self.state.queues):
+                await self.del_vq(index)
         if await self.get_status() != 0:
             raise DriverError("Status not 0 after reset")
         await self.add_status(Status.ACKNOWLEDGE)

@@ -14,15 +14,15 @@ import time
 
 import pytest
 
-from hw.regmap import Feature, RegisterMap, Status
+from hw.regmap import Feature, MsiCmdV2, RegisterMap, Status
 from sim.bus import CycleCounter, SimMMIO, Transcript
 from sim.driver import VirtioMMIODriver
 from sim.rng import RNG_DEVICE_ID, RngDevice
 from sim.scenario import describer
 from sim.uml.cosim import (NOTIFY_BASE, NOTIFY_MULTIPLIER, BridgeError, CoSimulation, DeviceStuck,
-                           GuestTimeout, run_linux)
+                           GuestTimeout, StrayMSI, run_linux)
 from sim.uml.kernel import FRAGMENT, check_config, fragment_options, kernel
-from sim.uml.protocol import READ, REFUSED
+from sim.uml.protocol import MSI_ADDRESS, MSI_VECTORS, READ, REFUSED
 from sim.waves import simulate
 
 
@@ -45,6 +45,9 @@ def boot(uml, command, **options):
     device = options.pop("device", None) or RngDevice()
     result = run_linux(device, command, linux=uml, timeout=120, **options)
     return result, device
+
+
+
 
 
 def lines_of(result, prefix):
@@ -292,6 +295,164 @@ def test_the_proposal_driver_is_mainline_when_nothing_is_offered(uml, uml_propos
     proposal, _ = boot(uml_proposal, command)
     assert proposal.status == mainline.status == 0
     assert proposal.transcript.accesses == mainline.transcript.accesses
+
+
+def interrupts(result):
+    """``/proc/interrupts`` as the guest printed it: ``{name: count}`` (the last column is the
+    action's name)."""
+    counts = {}
+    for line in result.console.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and re.fullmatch(r"\d+:", fields[0]) and fields[1].isdigit():
+            counts[fields[-1]] = int(fields[1])
+    return counts
+
+
+#: MSI mapping modes: the transport's msi_sharing, and the name of the queue's interrupt.
+MODES = pytest.mark.parametrize("sharing, queue_irq", [(False, "virtio0-input"),
+                                                       (True, "virtio0-virtqueues")],
+                                ids=["non-sharing", "sharing"])
+
+
+@linux
+@MODES
+def test_msi_v2_traffic_arrives_on_the_queue_vector(uml_proposal, sharing, queue_irq):
+    result, device = boot(uml_proposal, "head -c 512 /dev/hwrng | wc -c; cat /proc/interrupts",
+                          msi="v2", sharing=sharing)
+    assert result.status == 0 and "512" in result.console.splitlines()
+    counts = interrupts(result)
+    # Named as virtio-pci names them; no configuration change, so vector 0 counts nothing.
+    assert counts["virtio0-config"] == 0
+    assert 0 < counts[queue_irq] <= len(result.msi)
+    # The wired interrupt is not used: no IRQ event, and virtio_mmio did not request it.
+    assert result.irq_events == 0 and "virtio0" not in counts
+    # One message per request, every one the queue vector's (the bridge numbers vector 0, the
+    # configuration vector, 0 and the queue vector 1 in its MSI domain).
+    assert len(result.msi) == len(accesses(result, "QueueNotify", write=True))
+    assert set(result.msi) == {(MSI_ADDRESS, 1)}
+    commands = [a.value for a in accesses(result, "MsiCmd", write=True)]
+    assert commands[:2] == [MsiCmdV2.CONFIGURE.value] * 2 and MsiCmdV2.ENABLE.value in commands
+    assert (MsiCmdV2.MAP_QUEUE.value in commands) == sharing
+    assert device.errors == []
+
+
+@linux
+def test_msi_v2_masking_loses_no_completion(uml_proposal):
+    """disable_irq() on the queue's vector masks it at the device; the completion that comes
+    meanwhile is held (pending) and delivered on enable_irq()."""
+    result, _ = boot(uml_proposal, textwrap.dedent("""
+        irq=$(awk '/virtio0-input/ {sub(":", "", $1); print $1}' /proc/interrupts)
+        hooks=/sys/module/virtio_sim/parameters
+        echo $irq > $hooks/disable_irq
+        head -c 4096 /dev/hwrng > /tmp/data &
+        reader=$!
+        sleep 2
+        echo "disabled: $(wc -c < /tmp/data)"
+        echo $irq > $hooks/enable_irq
+        wait $reader
+        echo "enabled: $(wc -c < /tmp/data)"
+    """), msi="v2")
+    assert result.status == 0
+    assert lines_of(result, "disabled:") == ["0"] and lines_of(result, "enabled:") == ["4096"]
+    commands = [(a.cycle, a.value) for a in accesses(result, "MsiCmd", write=True)]
+    masks = [cycle for cycle, value in commands if value == MsiCmdV2.MASK.value]
+    unmasks = [cycle for cycle, value in commands if value == MsiCmdV2.UNMASK.value]
+    # MASK at disable_irq, before the request; UNMASK at enable_irq, after it.
+    assert len(masks) == 1 and masks[0] < accesses(result, "QueueNotify", write=True)[-1].cycle
+    assert unmasks[-1] > masks[0] and result.irq_events == 0
+
+
+@linux
+def test_msi_v2_unbind_and_bind_20_times_leaks_nothing(uml_proposal):
+    result, device = boot(uml_proposal, textwrap.dedent("""
+        drv=/sys/bus/platform/drivers/virtio-mmio
+        state() { awk '{print $1, $NF}' /proc/interrupts; ls /sys/bus/virtio/devices; }
+        state > /tmp/before
+        i=0
+        while [ $i -lt 20 ]; do
+            echo virtio-mmio.0 > $drv/unbind || exit 10
+            echo virtio-mmio.0 > $drv/bind || exit 12
+            i=$((i + 1))
+        done
+        state > /tmp/after
+        cmp /tmp/before /tmp/after && echo "state: same"
+        echo "read: $(head -c 256 /dev/hwrng | wc -c)"
+        grep -c virtio0- /proc/interrupts
+    """), msi="v2")
+    assert result.status == 0, result.console[-2000:]
+    assert lines_of(result, "state:") == ["same"] and lines_of(result, "read:") == ["256"]
+    commands = [a.value for a in accesses(result, "MsiCmd", write=True)]
+    assert commands.count(MsiCmdV2.ENABLE.value) == 21
+    assert commands.count(MsiCmdV2.DISABLE.value) == 20        # never the 2020 series' ENABLE
+    assert result.irq_events == 0 and device.errors == []
+
+
+@linux
+def test_msi_v2_falls_back_to_the_wired_interrupt_without_enough_vectors(uml_proposal):
+    result, _ = boot(uml_proposal, "head -c 256 /dev/hwrng | wc -c; cat /proc/interrupts",
+                     msi="v2", sharing=True, vectors=1)
+    assert result.status == 0 and "256" in result.console.splitlines()
+    assert "virtio0: no MSI (error -28): using the wired interrupt" in result.console
+    assert result.msi == [] and result.irq_events > 0 and interrupts(result)["virtio0"] > 0
+    assert accesses(result, "MsiCmd", write=True) == []
+
+
+def _model_msi_transcript(sharing):
+    """sim/driver.py's v2 sequence against the same transport: bring-up, removal, bring-up,
+    shutdown, with the messages the bridge composes."""
+    device = RngDevice()
+    dut = device.transport(msi="v2", msi_sharing=sharing)
+    transcript, clock = Transcript(), CycleCounter()
+    messages = [(MSI_ADDRESS, 0), (MSI_ADDRESS, 1)]
+
+    async def testbench(ctx):
+        io = SimMMIO(ctx, dut.bus, describe=describer(dut), transcript=transcript, clock=clock)
+        drv = VirtioMMIODriver(io, msi="v2")
+        await drv.bring_up(queues=[0], driver_supports=0, msi_messages=messages)
+        await drv.remove()
+        await drv.bring_up(queues=[0], driver_supports=0, msi_messages=messages)
+        await drv.shutdown()
+
+    simulate(dut, testbench, background=[clock.run], name="linux_model_msi_sequence")
+    return transcript
+
+
+@linux
+@MODES
+def test_the_real_msi_drivers_transcript_is_the_models(uml_proposal, sharing, queue_irq):
+    result, _ = boot(uml_proposal, "echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/"
+                                   "unbind; echo virtio-mmio.0 > /sys/bus/platform/drivers/"
+                                   "virtio-mmio/bind", msi="v2", sharing=sharing)
+    assert result.status == 0
+    assert _comparable(result.transcript) == _comparable(_model_msi_transcript(sharing))
+
+
+@linux
+def test_a_stray_msi_message_stops_the_guest_with_a_message(uml_proposal):
+    """An MSI message that no vector of the guest has is an error in the bridge too (here the
+    simulation side is made to pass one on)."""
+
+    class Stray(CoSimulation):
+        def _deliver_msi(self, io):
+            if self.msi_delivered:
+                self._msi_out[:] = [(MSI_ADDRESS, MSI_VECTORS - 1)]
+                self._msi_configured.add(self._msi_out[0])
+            super()._deliver_msi(io)
+
+    with pytest.raises(BridgeError, match="before the command finished") as info:
+        Stray(RngDevice(), "head -c 256 /dev/hwrng > /dev/null", msi="v2", driver="proposal",
+              linux=uml_proposal, timeout=60).run()
+    assert f"virtio-sim: the device wrote MSI data {MSI_VECTORS - 1:#x} to {MSI_ADDRESS:#x}, " \
+        f"a message no vector of the guest has" in info.value.console
+
+
+def test_an_msi_message_the_guest_never_configured_is_an_error():
+    cosim = CoSimulation(RngDevice(), "true", msi="v2")
+    cosim._msi_configured.add((MSI_ADDRESS, 1))
+    cosim._msi_out.append((MSI_ADDRESS, 2))
+    with pytest.raises(StrayMSI, match=r"the device sent MSI data 0x2 to 0xfee00000, which the "
+                                       r"guest never configured \(last access: none\)"):
+        cosim._deliver_msi(None)
 
 
 # --- faults, with tests/fake_guest.py in the kernel's place --------------------------------------

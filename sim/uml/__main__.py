@@ -40,6 +40,8 @@ def main(argv=None):
     parser.add_argument("--device", choices=sorted(DEVICES), default="rng")
     parser.add_argument("--msi", choices=sorted(PERSONALITIES), default="none",
                         help="the transport's MSI personality (mainline Linux uses none of it)")
+    parser.add_argument("--sharing", action="store_true",
+                        help="with --msi v2: the sharing mapping mode (MAP_CONFIG/MAP_QUEUE)")
     parser.add_argument("--notify", action="store_true",
                         help="per-queue doorbells (VIRTIO_F_MMIO_NOTIFICATION offered)")
     parser.add_argument("--driver", choices=sorted(VARIANTS), default="mainline",
@@ -72,15 +74,17 @@ def main(argv=None):
                 sys.stdout.flush()
 
         result = run_linux(device, DEFAULT_COMMAND if args.run is None else args.run,
-                           msi=PERSONALITIES[args.msi], notify=args.notify, driver=args.driver,
+                           msi=PERSONALITIES[args.msi], sharing=args.sharing,
+                           notify=args.notify, driver=args.driver,
                            console=emit,
                            transcript=emit if args.transcript else None,
                            waves=args.waves, timeout=args.timeout)
-    except (CoSimError, KernelBuildError, FileNotFoundError) as error:
+    except (CoSimError, KernelBuildError, FileNotFoundError, ValueError) as error:
         print(f"[linux] error: {error}", file=sys.stderr)
         return 125
     summary = (f"[linux] exit status {result.status}; bridge hello after {result.boot:.2f} s; "
-               f"{result.accesses} register accesses, {result.irq_events} interrupts, "
+               f"{result.accesses} register accesses, {result.irq_events} wired interrupt "
+               f"events, {len(result.msi)} MSI messages, "
                f"{result.cycles} simulated cycles; {result.wall:.2f} s wall")
     if result.waves:
         summary += f"; waves: {result.waves[0]} {result.waves[1]}"

@@ -50,7 +50,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from hw.regmap import WINDOW_SIZE
+from hw.regmap import WINDOW_SIZE, MsiCmdV2
 
 from ..bus import CycleCounter, SimMMIO, Transcript
 from ..memory import GuestMemory
@@ -58,10 +58,11 @@ from ..scenario import describer
 from ..waves import simulate, transport_traces
 from . import guest
 from .kernel import VARIANTS, kernel
-from .protocol import (ACCESS_SIZES, HELLO, IRQ, MSG_SIZE, OK, READ, REFUSED, VERSION, WRITE,
-                       Message, ProtocolError)
+from .protocol import (ACCESS_SIZES, HELLO, IRQ, MSG_SIZE, MSI, OK, READ, REFUSED, VERSION,
+                       WRITE, Message, ProtocolError)
 
-__all__ = ["CoSimError", "BridgeError", "GuestTimeout", "DeviceStuck", "Result", "CoSimulation",
+__all__ = ["CoSimError", "BridgeError", "GuestTimeout", "DeviceStuck", "StrayMSI", "Result",
+           "CoSimulation",
            "PERSONALITIES", "SETTLE", "WORK_LIMIT", "run_linux"]
 
 #: Cycles the simulation runs after a write before it may answer (the transport's doorbell to
@@ -90,6 +91,10 @@ class GuestTimeout(CoSimError):
 class DeviceStuck(CoSimError):
     """Device logic stayed busy for :data:`WORK_LIMIT` cycles after an access."""
 
+
+class StrayMSI(CoSimError):
+    """The device sent an MSI message (address, data) that the guest never configured."""
+
 @dataclass
 class Result:
     """What a run gave."""
@@ -101,6 +106,7 @@ class Result:
     boot: float                 # seconds from start to the bridge's hello
     irq_events: int
     outside: int                # accesses outside the transport's window
+    msi: list = field(default_factory=list)         # (address, data) of every MSI delivered
     waves: tuple = None         # (vcd, gtkw) with waves=True
     errors: list = field(default_factory=list)      # device logic's ring errors (D11)
 
@@ -118,6 +124,11 @@ class CoSimulation:
         Shell command the guest runs as root; the run's status is its exit status.
     msi : None or "v2"
         The transport's MSI personality.
+    sharing : bool
+        With ``msi="v2"``: the sharing mapping mode (MAP_CONFIG / MAP_QUEUE), else the fixed
+        non-sharing map (decisions.md D4).
+    vectors : int or None
+        MsiVecNum (the transport's ``msi_vectors``; ``None``: its default).
     notify : bool
         Per-queue doorbells (notify_base :data:`NOTIFY_BASE`, multiplier
         :data:`NOTIFY_MULTIPLIER`).
@@ -139,15 +150,20 @@ class CoSimulation:
         :func:`sim.uml.kernel.kernel`.
     """
 
-    def __init__(self, device, command, *, msi=None, notify=False, console=None,
-                 transcript=None, waves=False, timeout=TIMEOUT, work_limit=WORK_LIMIT,
-                 driver="mainline", linux=None):
+    def __init__(self, device, command, *, msi=None, sharing=False, vectors=None, notify=False,
+                 console=None,
+                 transcript=None, waves=False, timeout=TIMEOUT,
+                 work_limit=WORK_LIMIT, driver="mainline", linux=None):
         if msi not in PERSONALITIES.values():
             raise ValueError(f"msi must be one of {list(PERSONALITIES.values())}, not {msi!r}")
         if driver not in VARIANTS:
             raise ValueError(f"driver must be one of {sorted(VARIANTS)}, not {driver!r}")
         self.driver = driver
         personality = {"msi": msi}
+        if sharing:
+            personality["msi_sharing"] = True
+        if vectors is not None:
+            personality["msi_vectors"] = vectors
         if notify:
             personality.update(notify_base=NOTIFY_BASE, notify_multiplier=NOTIFY_MULTIPLIER)
         built = device.transport(**personality)
@@ -166,6 +182,10 @@ class CoSimulation:
         self._ack = self.transport.regs["InterruptACK"].offset
         self.irq_events = 0
         self.outside = 0
+        self.msi_delivered = []
+        self._msi_out = []              # messages the transport sent since the last access
+        self._msi_staged = {}           # MsiAddrLow/High, MsiData as the guest last wrote them
+        self._msi_configured = set()    # (address, data) the guest has CONFIGUREd
         self._memory = None
         self._mapped = None
 
@@ -285,16 +305,80 @@ class CoSimulation:
                 await io.write(offset, msg.value >> 32 * index & ((1 << 8 * size) - 1), size)
         return value
 
+    def _quiet(self, ctx):
+        """Nothing on its way: device logic idle, no notification or MSI message offered."""
+        msi = self.transport.msi if "msi" in self.transport.signature.members else None
+        return (self.device.idle and not ctx.get(self.transport.device.notify.valid) and
+                (msi is None or not ctx.get(msi.valid)))
+
     async def _settle(self, ctx, msg):
-        notify = self.transport.device.notify
+        """Tick until the work an access started is done: after a write, :data:`SETTLE`
+        cycles in a row with nothing on its way (an event reaches ``irq`` or the MSI stream a
+        cycle or two after device logic has finished); after a read, until then."""
         least = SETTLE if msg.op == WRITE else 0
-        for cycle in range(self.work_limit):
-            if cycle >= least and self.device.idle and not ctx.get(notify.valid):
+        quiet = 0
+        for _ in range(self.work_limit):
+            quiet = quiet + 1 if self._quiet(ctx) else 0
+            if quiet > least:
                 return
             await ctx.tick()
         where = f"{msg.name} at {msg.offset:#x} ({self._describe(msg.offset)})"
         raise DeviceStuck(f"device {self.device.name} still busy {self.work_limit} cycles after "
                           f"the guest's {where}: it never completes")
+
+    async def _take_msi(self, ctx):
+        """Background: take every MSI message the transport offers."""
+        stream = self.transport.msi
+        ctx.set(stream.ready, 1)
+        async for _, _, valid, payload in ctx.tick().sample(stream.valid, stream.payload):
+            if valid:
+                self._msi_out.append((payload.address, payload.data))
+
+    def _snoop_msi_configuration(self, msg):
+        """Which messages the guest configured (proposal v2: CONFIGURE latches the staged
+        MsiAddrLow/High and MsiData into the selected vector)."""
+        if msg.op != WRITE:
+            return
+        name = self._describe(msg.offset)
+        if name in ("MsiAddrLow", "MsiAddrHigh", "MsiData"):
+            self._msi_staged[name] = msg.value
+        elif name == "MsiCmd" and msg.value == MsiCmdV2.CONFIGURE.value:
+            staged = self._msi_staged
+            self._msi_configured.add((staged.get("MsiAddrHigh", 0) << 32 |
+                                      staged.get("MsiAddrLow", 0), staged.get("MsiData", 0)))
+
+    def _deliver_msi(self, io):
+        """Pass each MSI message the transport sent on to the guest, before the answer."""
+        for address, data in self._msi_out:
+            if (address, data) not in self._msi_configured:
+                raise StrayMSI(f"the device sent MSI data {data:#x} to {address:#x}, which the "
+                               f"guest never configured (last access: {self._last_access()})")
+            self._send_event(Message(MSI, 0, address, data))
+            self.msi_delivered.append((address, data))
+            io.note(f"msi: data {data:#x} to {address:#x}, delivered to the guest")
+        self._msi_out.clear()
+
+    def _send_event(self, msg):
+        """An MSI message on the interrupt channel; waits (bounded) while the channel is full:
+        unlike IRQ events, messages for different vectors cannot coalesce."""
+        while True:
+            try:
+                self._irq_sock.send(msg.pack())
+                return
+            except BlockingIOError:
+                if not self._wait_writable():
+                    raise GuestTimeout(f"the guest did not take its interrupts within "
+                                       f"{self.timeout:g} s (interrupt channel full)") from None
+            except OSError as error:
+                raise BridgeError(f"the guest closed the interrupt channel "
+                                  f"({error.strerror})") from None
+
+    def _wait_writable(self):
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        _, writable, _ = select.select([], [self._irq_sock], [], remaining)
+        return bool(writable)
 
     def _interrupt(self, io):
         """One IRQ event to the guest. The channel does not block: when events are still queued
@@ -320,8 +404,10 @@ class CoSimulation:
         irq_before = False
         while (msg := self._receive()) is not None:
             self._check(msg)
+            self._snoop_msi_configuration(msg)
             value = await self._access(io, msg)
             await self._settle(ctx, msg)
+            self._deliver_msi(io)
             irq = bool(ctx.get(self.transport.irq))
             if irq and (not irq_before or (msg.op == WRITE and msg.offset == self._ack)):
                 self._interrupt(io)
@@ -401,8 +487,10 @@ class CoSimulation:
         with tempfile.TemporaryDirectory(prefix="virtio-linux-") as run_dir:
             self._start_guest(run_dir)
             try:
-                paths = simulate(self.top, self._serve, background=[self.device.run,
-                                                                    self._clock.run],
+                background = [self.device.run, self._clock.run]
+                if "msi" in self.transport.signature.members:
+                    background.append(self._take_msi)
+                paths = simulate(self.top, self._serve, background=background,
                                  name=f"linux-{self.device.name}", waves=self.waves,
                                  traces=transport_traces(self.transport), cycles=10**12)
             except CoSimError as error:
@@ -425,7 +513,8 @@ class CoSimulation:
         shown = "\n".join(line for line in self._console if guest.EXIT_MARK not in line)
         return Result(status=status, console=shown, transcript=self.transcript,
                       cycles=self._clock.now, wall=wall, boot=self.boot,
-                      irq_events=self.irq_events, outside=self.outside, waves=paths,
+                      irq_events=self.irq_events, outside=self.outside,
+                      msi=list(self.msi_delivered), waves=paths,
                       errors=list(getattr(self.device, "errors", [])))
 
 def run_linux(device, command, **options):

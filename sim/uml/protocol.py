@@ -13,7 +13,8 @@ from pathlib import Path
 
 
 __all__ = ["HEADER", "ProtocolError", "Message", "constants", "OPS", "MSG_SIZE", "VERSION",
-           "HELLO", "READ", "WRITE", "IRQ", "OK", "REFUSED", "ACCESS_SIZES"]
+           "HELLO", "READ", "WRITE", "IRQ", "MSI", "MSI_ADDRESS", "MSI_VECTORS", "OK", "REFUSED",
+           "ACCESS_SIZES"]
 
 #: The bridge's header: the one place the protocol's numbers are written.
 HEADER = Path(__file__).resolve().parent / "kernel" / "virtio_sim.h"
@@ -24,18 +25,21 @@ class ProtocolError(Exception):
 
 
 def constants(header=HEADER):
-    """The ``#define VIRTIO_SIM_<NAME> <number>`` lines of ``header``, as ``{NAME: number}``."""
-    found = dict(re.findall(r"^#define\s+VIRTIO_SIM_(\w+)\s+(\d+)\s*$",
+    """The ``#define VIRTIO_SIM_<NAME> <number>`` lines of ``header`` (decimal or hex), as
+    ``{NAME: number}``."""
+    found = dict(re.findall(r"^#define\s+VIRTIO_SIM_(\w+)\s+(0x[0-9a-fA-F]+|\d+)\s*$",
                             Path(header).read_text(), re.M))
-    return {name: int(value) for name, value in found.items()}
+    return {name: int(value, 0) for name, value in found.items()}
 
 
 _C = constants()
 VERSION, MSG_SIZE = _C["VERSION"], _C["MSG_SIZE"]
-HELLO, READ, WRITE, IRQ = _C["HELLO"], _C["READ"], _C["WRITE"], _C["IRQ"]
+HELLO, READ, WRITE, IRQ, MSI = _C["HELLO"], _C["READ"], _C["WRITE"], _C["IRQ"], _C["MSI"]
+#: Every MSI message the bridge composes has this address; its data is the vector's number.
+MSI_ADDRESS, MSI_VECTORS = _C["MSI_ADDRESS"], _C["MSI_VECTORS"]
 OK, REFUSED = _C["OK"], _C["REFUSED"]
 #: Op numbers by name, for messages.
-OPS = {HELLO: "hello", READ: "read", WRITE: "write", IRQ: "irq"}
+OPS = {HELLO: "hello", READ: "read", WRITE: "write", IRQ: "irq", MSI: "msi"}
 #: Access sizes a READ or WRITE may have (the sizes logic_iomem passes: readb/w/l/q).
 ACCESS_SIZES = (1, 2, 4, 8)
 

@@ -20,6 +20,10 @@
  *   IRQ    sim -> guest   (interrupt channel) the device's interrupt line rose, or is still high
  *                         after the driver acknowledged; size, offset and value are 0. Events
  *                         coalesce: the guest takes all that are queued in one interrupt.
+ *   MSI    sim -> guest   (interrupt channel) the device wrote an MSI message: offset = its
+ *                         address, value = its data. The bridge's MSI domain composes every
+ *                         message as address VIRTIO_SIM_MSI_ADDRESS, data = the vector's number
+ *                         in that domain; a message it did not compose is an error.
  *
  * A reply echoes the request's op. Status VIRTIO_SIM_OK is the only one a working simulation
  * sends; VIRTIO_SIM_REFUSED says the request was malformed, and the simulation closes both
@@ -34,6 +38,11 @@
 #define VIRTIO_SIM_READ		2
 #define VIRTIO_SIM_WRITE	3
 #define VIRTIO_SIM_IRQ		4
+#define VIRTIO_SIM_MSI		5
+
+/* The address of every MSI message the bridge composes, and how many vectors it has. */
+#define VIRTIO_SIM_MSI_ADDRESS	0xfee00000
+#define VIRTIO_SIM_MSI_VECTORS	64
 
 #define VIRTIO_SIM_OK		0
 #define VIRTIO_SIM_REFUSED	1

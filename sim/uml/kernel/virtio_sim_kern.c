@@ -17,6 +17,12 @@
  * platform device "virtio-mmio" with that window and interrupt: the unmodified virtio_mmio
  * driver probes it (the "board file" method that drivers/virtio/virtio_mmio.c documents).
  *
+ * The device's MSI domain parent is the bridge's: it composes each vector's message (address
+ * VIRTIO_SIM_MSI_ADDRESS, data the vector's number), and an MSI message the simulation passes
+ * on from the device is delivered as that vector's interrupt. A driver that knows the
+ * proposal's MSI (sim/uml/kernel/patches) builds its domain on it; the mainline driver never
+ * asks for it.
+ *
  * A failed or refused access cannot be reported to the driver (readl has no error), and going
  * on would hide it, so it ends the run: panic() with what failed.
  *
@@ -25,10 +31,15 @@
 #include <linux/init.h>
 #include <linux/interrupt.h>
 #include <linux/ioport.h>
+#include <linux/irq.h>
+#include <linux/irqdesc.h>
+#include <linux/irqdomain.h>
 #include <linux/kernel.h>
 #include <linux/logic_iomem.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/msi.h>
+#include <linux/mutex.h>
 #include <linux/platform_device.h>
 #include <linux/spinlock.h>
 #include <as-layout.h>
@@ -54,12 +65,43 @@ static unsigned long base = 0x40000000UL;
 module_param(base, ulong, 0444);
 MODULE_PARM_DESC(base, "physical address of the device's MMIO window");
 
+/*
+ * Test hooks: writing an interrupt number to /sys/module/virtio_sim/parameters/disable_irq
+ * (enable_irq) calls disable_irq() (enable_irq()) on it, so that a test in the guest can
+ * disable a device's interrupt the way a driver does.
+ */
+static int virtio_sim_set_irq_state(const char *val, const struct kernel_param *kp)
+{
+	unsigned int irq;
+	int err = kstrtouint(val, 0, &irq);
+
+	if (err)
+		return err;
+	if (!irq_to_desc(irq))
+		return -EINVAL;
+	if (kp->arg)
+		enable_irq(irq);
+	else
+		disable_irq(irq);
+	return 0;
+}
+
+static const struct kernel_param_ops virtio_sim_irq_state_ops = {
+	.set = virtio_sim_set_irq_state,
+};
+module_param_cb(disable_irq, &virtio_sim_irq_state_ops, NULL, 0200);
+module_param_cb(enable_irq, &virtio_sim_irq_state_ops, (void *)1, 0200);
+
 static DEFINE_SPINLOCK(virtio_sim_lock);
 
 static struct resource virtio_sim_window = {
 	.name = "virtio-sim",
 	.flags = IORESOURCE_MEM,
 };
+
+static struct irq_domain *virtio_sim_msi_domain;
+static DECLARE_BITMAP(virtio_sim_msi_used, VIRTIO_SIM_MSI_VECTORS);
+static DEFINE_MUTEX(virtio_sim_msi_mutex);
 
 static const char *virtio_sim_op_name(unsigned int op)
 {
@@ -149,10 +191,76 @@ static const struct logic_iomem_region_ops virtio_sim_region_ops = {
 	.map = virtio_sim_map,
 };
 
+/* The MSI parent domain: one vector per hardware number, messages composed here. */
+
+static void virtio_sim_compose_msi_msg(struct irq_data *d, struct msi_msg *msg)
+{
+	msg->address_hi = (u64)VIRTIO_SIM_MSI_ADDRESS >> 32;
+	msg->address_lo = (u32)VIRTIO_SIM_MSI_ADDRESS;
+	msg->data = d->hwirq;
+}
+
+static struct irq_chip virtio_sim_msi_chip = {
+	.name = "virtio-sim-msi",
+	.irq_compose_msi_msg = virtio_sim_compose_msi_msg,
+};
+
+static int virtio_sim_msi_alloc(struct irq_domain *domain, unsigned int virq,
+				unsigned int nr_irqs, void *arg)
+{
+	unsigned int i;
+	unsigned long vector;
+
+	mutex_lock(&virtio_sim_msi_mutex);
+	for (i = 0; i < nr_irqs; i++) {
+		vector = find_first_zero_bit(virtio_sim_msi_used, VIRTIO_SIM_MSI_VECTORS);
+		if (vector >= VIRTIO_SIM_MSI_VECTORS) {
+			mutex_unlock(&virtio_sim_msi_mutex);
+			return -ENOSPC;
+		}
+		__set_bit(vector, virtio_sim_msi_used);
+		irq_domain_set_info(domain, virq + i, vector, &virtio_sim_msi_chip, NULL,
+				    handle_simple_irq, NULL, NULL);
+	}
+	mutex_unlock(&virtio_sim_msi_mutex);
+	return 0;
+}
+
+static void virtio_sim_msi_free(struct irq_domain *domain, unsigned int virq,
+				unsigned int nr_irqs)
+{
+	unsigned int i;
+
+	mutex_lock(&virtio_sim_msi_mutex);
+	for (i = 0; i < nr_irqs; i++) {
+		struct irq_data *d = irq_domain_get_irq_data(domain, virq + i);
+
+		__clear_bit(d->hwirq, virtio_sim_msi_used);
+		irq_domain_reset_irq_data(d);
+	}
+	mutex_unlock(&virtio_sim_msi_mutex);
+}
+
+static const struct irq_domain_ops virtio_sim_msi_domain_ops = {
+	.alloc = virtio_sim_msi_alloc,
+	.free = virtio_sim_msi_free,
+};
+
+/* An MSI message from the device: the interrupt of the vector it names, or an error. */
+static void virtio_sim_deliver_msi(u64 address, u64 data)
+{
+	if (address != VIRTIO_SIM_MSI_ADDRESS || data >= VIRTIO_SIM_MSI_VECTORS ||
+	    !test_bit(data, virtio_sim_msi_used))
+		panic("virtio-sim: the device wrote MSI data %#llx to %#llx, a message no vector "
+		      "of the guest has\n", data, address);
+	if (generic_handle_domain_irq(virtio_sim_msi_domain, data))
+		panic("virtio-sim: MSI vector %llu has no interrupt\n", data);
+}
+
 /*
  * The interrupt channel's handler: consumes the events. The interrupt is shared with
  * virtio_mmio's vm_interrupt, which is called after this one and reads the device's
- * InterruptStatus itself.
+ * InterruptStatus itself. MSI messages are delivered here, each as its vector's interrupt.
  */
 static irqreturn_t virtio_sim_interrupt(int irq, void *dev_id)
 {
@@ -161,7 +269,9 @@ static irqreturn_t virtio_sim_interrupt(int irq, void *dev_id)
 	int err;
 
 	while (!(err = virtio_sim_user_poll(irq_fd, &msg))) {
-		if (msg.op != VIRTIO_SIM_IRQ)
+		if (msg.op == VIRTIO_SIM_MSI)
+			virtio_sim_deliver_msi(msg.offset, msg.value);
+		else if (msg.op != VIRTIO_SIM_IRQ)
 			panic("virtio-sim: message %u on the interrupt channel\n", msg.op);
 		ret = IRQ_HANDLED;
 	}
@@ -178,6 +288,7 @@ static int __init virtio_sim_init(void)
 		.op = VIRTIO_SIM_HELLO, .size = VIRTIO_SIM_VERSION,
 	};
 	struct platform_device *pdev;
+	struct fwnode_handle *fwnode;
 	struct resource resources[2];
 	unsigned long long mem_offset;
 	unsigned long window;
@@ -218,12 +329,23 @@ static int __init virtio_sim_init(void)
 	if (irq < 0)
 		panic("virtio-sim: cannot make an interrupt of fd %d: error %d\n", irq_fd, irq);
 
+	fwnode = irq_domain_alloc_named_fwnode("virtio-sim-msi");
+	virtio_sim_msi_domain = fwnode ? irq_domain_create_linear(fwnode, VIRTIO_SIM_MSI_VECTORS,
+						&virtio_sim_msi_domain_ops, NULL) : NULL;
+	if (!virtio_sim_msi_domain)
+		panic("virtio-sim: cannot create the MSI domain\n");
+	irq_domain_update_bus_token(virtio_sim_msi_domain, DOMAIN_BUS_NEXUS);
+
 	resources[0] = (struct resource)DEFINE_RES_MEM(base, window);
 	resources[1] = (struct resource)DEFINE_RES_IRQ(irq);
-	pdev = platform_device_register_simple("virtio-mmio", 0, resources,
-					       ARRAY_SIZE(resources));
-	if (IS_ERR(pdev))
-		panic("virtio-sim: cannot register the virtio-mmio device: %ld\n", PTR_ERR(pdev));
+	/* Added only once its MSI domain is set: the driver may probe it at once. */
+	pdev = platform_device_alloc("virtio-mmio", 0);
+	if (!pdev || platform_device_add_resources(pdev, resources, ARRAY_SIZE(resources)))
+		panic("virtio-sim: cannot allocate the virtio-mmio device\n");
+	dev_set_msi_domain(&pdev->dev, virtio_sim_msi_domain);
+	err = platform_device_add(pdev);
+	if (err)
+		panic("virtio-sim: cannot register the virtio-mmio device: %d\n", err);
 
 	pr_info("virtio-sim: window %pR, irq %d, %lu MiB of guest memory shared\n",
 		&virtio_sim_window, irq, (high_physmem - uml_physmem) >> 20);
