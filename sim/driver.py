@@ -97,6 +97,7 @@ class VirtioMMIODriver:
             self.extensions.add(Feature.MMIO_MSI)
         self.msi = msi
         self.sharing = None
+        self._msi_v1_vectors = None
         self.state = DriverState()
         self._notify_base = None
         self._notify_multiplier = 0
@@ -197,8 +198,9 @@ class VirtioMMIODriver:
 
     async def find_notify(self):
         """v2 series ``vm_find_vqs`` step 1: with bit 39 negotiated, read the notification
-        structure from QueueNotify."""
-        if not self.state.features >> Feature.MMIO_NOTIFICATION & 1:
+        structure from QueueNotify. The v1 driver (Version 3, no feature bit) always reads it
+        (reference (d.3); the project's v1 patch reads it here, in ``find_vqs``)."""
+        if self.msi != "v1" and not self.state.features >> Feature.MMIO_NOTIFICATION & 1:
             self._notify_base = None
             return
         value = await self.read("QueueNotify")
@@ -376,6 +378,10 @@ class VirtioMMIODriver:
         self.note("MSI bring-up (proposal v1)")
         status_reg, cmd_reg = self.regs["MsiStatus"], self.regs["MsiCmd"]
         queues = list(queues)
+        # max_queue_num: how many queues can have vectors (the fixed map needs one each)
+        status = await self.io.read(status_reg.offset, status_reg.width // 8)
+        if len(queues) > status_reg.field("max_queue_num").extract(status):
+            raise DriverError(f"MsiStatus allows MSI for fewer than {len(queues)} queues")
         op, arg = cmd_reg.field("cmd_op"), cmd_reg.field("cmd_arg")
         for vector, (address, data) in enumerate(messages[:len(queues) + 1]):
             await self.write("MsiAddrLow", address & 0xffff_ffff)
@@ -388,6 +394,25 @@ class VirtioMMIODriver:
         csr = await self.io.read(status_reg.offset, status_reg.width // 8)
         await self.io.write(status_reg.offset, csr | status_reg.field("msi_enabled").mask,
                             status_reg.width // 8)
+        self._msi_v1_vectors = len(queues) + 1
+
+    async def free_msi_v1(self):
+        """v1 teardown as Linux 6.1 does it with the project's patch: each vector's interrupt
+        freed (no mask in v1; the irq core's deactivation UPDATEs it with a zeroed message),
+        the queues torn down, msi_enabled cleared by read-modify-write (decisions.md D17)."""
+        status_reg, cmd_reg = self.regs["MsiStatus"], self.regs["MsiCmd"]
+        op, arg = cmd_reg.field("cmd_op"), cmd_reg.field("cmd_arg")
+        for vector in range(self._msi_v1_vectors):
+            for name in ("MsiAddrLow", "MsiAddrHigh", "MsiData"):
+                await self.write(name, 0)
+            await self.io.write(cmd_reg.offset, op.place(MsiOpV1.UPDATE.value) | arg.place(vector),
+                                cmd_reg.width // 8)
+        for index in sorted(self.state.queues):
+            await self.del_vq(index)
+        csr = await self.io.read(status_reg.offset, status_reg.width // 8)
+        await self.io.write(status_reg.offset, csr & ~status_reg.field("msi_enabled").mask,
+                            status_reg.width // 8)
+        self._msi_v1_vectors = None
 
     async def msi_enable_v1(self, enable):
         """``MsiCmd`` ENABLE with argument 1 or 0 (spec v1)."""
@@ -444,6 +469,8 @@ class VirtioMMIODriver:
         if self.sharing is not None:            # the queues are on MSI vectors
             await self.free_msi_v2()
             self.sharing = None
+        elif self._msi_v1_vectors:
+            await self.free_msi_v1()
         else:
             for index in sorted(self.state.queues):
                 await self.del_vq(index)

@@ -446,6 +446,60 @@ def test_a_stray_msi_message_stops_the_guest_with_a_message(uml_proposal):
         f"a message no vector of the guest has" in info.value.console
 
 
+@linux
+def test_msi_v1_traffic_arrives_on_the_queue_vector(uml_proposal):
+    result, device = boot(uml_proposal, "head -c 512 /dev/hwrng | wc -c; cat /proc/interrupts",
+                          msi="v1")
+    assert result.status == 0 and "512" in result.console.splitlines()
+    counts = interrupts(result)
+    assert counts["virtio0-config"] == 0 and 0 < counts["virtio0-input"] <= len(result.msi)
+    assert result.irq_events == 0 and "virtio0" not in counts
+    assert len(result.msi) == len(accesses(result, "QueueNotify", write=True))
+    assert set(result.msi) == {(MSI_ADDRESS, 1)}
+    # Version 3: the structure read, msi_enabled set last by read-modify-write of MsiStatus.
+    assert accesses(result, "Version")[0].value == 3
+    status_writes = accesses(result, "MsiStatus", write=True)
+    assert status_writes[0].value >> 15 == 1
+    assert status_writes[0].cycle > accesses(result, "QueueReady", write=True)[0].cycle
+    assert device.errors == []
+
+
+@linux
+def test_mainline_does_not_probe_a_version_3_device(uml):
+    result, _ = boot(uml, "ls /sys/bus/virtio/devices | wc -l", msi="v1")
+    assert result.status == 0
+    assert "virtio-mmio virtio-mmio.0: Version 3 not supported!" in result.console
+    assert "0" in result.console.splitlines()
+    assert [a.name for a in result.transcript.accesses] == ["MagicValue", "Version"]
+
+
+def _model_v1_transcript():
+    device = RngDevice()
+    dut = device.transport(msi="v1")
+    transcript, clock = Transcript(), CycleCounter()
+    messages = [(MSI_ADDRESS, 0), (MSI_ADDRESS, 1)]
+
+    async def testbench(ctx):
+        io = SimMMIO(ctx, dut.bus, describe=describer(dut), transcript=transcript, clock=clock)
+        drv = VirtioMMIODriver(io, msi="v1")
+        await drv.bring_up(queues=[0], driver_supports=0, msi_messages=messages)
+        await drv.remove()
+        await drv.bring_up(queues=[0], driver_supports=0, msi_messages=messages)
+        await drv.shutdown()
+
+    simulate(dut, testbench, background=[clock.run], name="linux_model_v1_sequence")
+    return transcript
+
+
+@linux
+def test_the_real_v1_drivers_transcript_is_the_models(uml_proposal):
+    result, _ = boot(uml_proposal, "echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/"
+                                   "unbind; echo virtio-mmio.0 > /sys/bus/platform/drivers/"
+                                   "virtio-mmio/bind", msi="v1")
+    assert result.status == 0
+    assert _comparable(result.transcript) == _comparable(_model_v1_transcript())
+
+
 def test_an_msi_message_the_guest_never_configured_is_an_error():
     cosim = CoSimulation(RngDevice(), "true", msi="v2")
     cosim._msi_configured.add((MSI_ADDRESS, 1))
@@ -545,8 +599,8 @@ def test_a_64_bit_access_is_two_32_bit_ones(fake_guest):
 
 
 def test_personality_and_driver_are_checked():
-    with pytest.raises(ValueError, match=r"msi must be one of \[None, 'v2'\], not 'v1'"):
-        CoSimulation(RngDevice(), "true", msi="v1")
+    with pytest.raises(ValueError, match=r"msi must be one of \[None, 'v2', 'v1'\], not 'v3'"):
+        CoSimulation(RngDevice(), "true", msi="v3")
     with pytest.raises(ValueError, match=r"driver must be one of \['mainline', 'proposal'\], "
                                          r"not 'v1'"):
         CoSimulation(RngDevice(), "true", driver="v1")

@@ -44,10 +44,11 @@ def main(argv=None):
                         help="with --msi v2: the sharing mapping mode (MAP_CONFIG/MAP_QUEUE)")
     parser.add_argument("--notify", action="store_true",
                         help="per-queue doorbells (VIRTIO_F_MMIO_NOTIFICATION offered)")
-    parser.add_argument("--driver", choices=sorted(VARIANTS), default="mainline",
+    parser.add_argument("--driver", choices=sorted(VARIANTS), default=None,
                         help="the kernel's virtio drivers as Debian ships them (mainline), or "
                              "with the project's patches for the proposal "
-                             "(sim/uml/kernel/patches)")
+                             "(sim/uml/kernel/patches); default: proposal with --msi v2/v1 "
+                             "or --notify, else mainline")
     parser.add_argument("--run", metavar="'SHELL COMMAND'", default=None,
                         help="run this in the guest as root (default: probe, read entropy, "
                              "unbind and rebind the driver)")
@@ -61,6 +62,8 @@ def main(argv=None):
     parser.add_argument("--build", action="store_true",
                         help="only build the kernel (if it is not built yet) and exit")
     args = parser.parse_args(argv)
+    if args.driver is None:
+        args.driver = "proposal" if args.msi != "none" or args.notify else "mainline"
     try:
         if args.build:
             print(kernel(args.driver))
@@ -82,7 +85,8 @@ def main(argv=None):
     except (CoSimError, KernelBuildError, FileNotFoundError, ValueError) as error:
         print(f"[linux] error: {error}", file=sys.stderr)
         return 125
-    summary = (f"[linux] exit status {result.status}; bridge hello after {result.boot:.2f} s; "
+    summary = (f"[linux] {args.driver} driver; exit status {result.status}; "
+               f"bridge hello after {result.boot:.2f} s; "
                f"{result.accesses} register accesses, {result.irq_events} wired interrupt "
                f"events, {len(result.msi)} MSI messages, "
                f"{result.cycles} simulated cycles; {result.wall:.2f} s wall")

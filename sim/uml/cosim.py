@@ -50,7 +50,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from hw.regmap import WINDOW_SIZE, MsiCmdV2
+from hw.regmap import WINDOW_SIZE, MsiCmdV2, MsiOpV1
 
 from ..bus import CycleCounter, SimMMIO, Transcript
 from ..memory import GuestMemory
@@ -75,7 +75,7 @@ TIMEOUT = 300.0
 #: Doorbells of the ``notify`` personality: notify_base and notify_multiplier.
 NOTIFY_BASE, NOTIFY_MULTIPLIER = WINDOW_SIZE, 4
 #: ``--msi`` choices: the transport's ``msi`` parameter.
-PERSONALITIES = {"none": None, "v2": "v2"}
+PERSONALITIES = {"none": None, "v2": "v2", "v1": "v1"}
 _POLL = 0.2
 
 class CoSimError(Exception):
@@ -122,8 +122,9 @@ class CoSimulation:
     device : device logic (see the module's documentation)
     command : str
         Shell command the guest runs as root; the run's status is its exit status.
-    msi : None or "v2"
-        The transport's MSI personality.
+    msi : None, "v2" or "v1"
+        The transport's MSI personality (proposal v1 is Version 3, which only the patched
+        driver, ``driver="proposal"``, probes).
     sharing : bool
         With ``msi="v2"``: the sharing mapping mode (MAP_CONFIG / MAP_QUEUE), else the fixed
         non-sharing map (decisions.md D4).
@@ -186,6 +187,8 @@ class CoSimulation:
         self._msi_out = []              # messages the transport sent since the last access
         self._msi_staged = {}           # MsiAddrLow/High, MsiData as the guest last wrote them
         self._msi_configured = set()    # (address, data) the guest has CONFIGUREd
+        if self.transport.personality == "v1":
+            self._v1_op = self.transport.regs["MsiCmd"].field("cmd_op")
         self._memory = None
         self._mapped = None
 
@@ -336,13 +339,18 @@ class CoSimulation:
 
     def _snoop_msi_configuration(self, msg):
         """Which messages the guest configured (proposal v2: CONFIGURE latches the staged
-        MsiAddrLow/High and MsiData into the selected vector)."""
+        MsiAddrLow/High and MsiData into the selected vector; proposal v1: UPDATE does)."""
         if msg.op != WRITE:
             return
         name = self._describe(msg.offset)
+        if self.transport.personality == "v1":
+            configure = (name == "MsiCmd" and
+                         self._v1_op.extract(msg.value) == MsiOpV1.UPDATE.value)
+        else:
+            configure = name == "MsiCmd" and msg.value == MsiCmdV2.CONFIGURE.value
         if name in ("MsiAddrLow", "MsiAddrHigh", "MsiData"):
             self._msi_staged[name] = msg.value
-        elif name == "MsiCmd" and msg.value == MsiCmdV2.CONFIGURE.value:
+        elif configure:
             staged = self._msi_staged
             self._msi_configured.add((staged.get("MsiAddrHigh", 0) << 32 |
                                       staged.get("MsiAddrLow", 0), staged.get("MsiData", 0)))
