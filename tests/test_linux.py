@@ -41,6 +41,11 @@ def uml_proposal():
     return kernel("proposal")
 
 
+#: Unbind and rebind the driver: teardown, reset, re-probe.
+REBIND = ("echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/unbind; "
+          "echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/bind")
+
+
 def boot(uml, command, **options):
     device = options.pop("device", None) or RngDevice()
     result = run_linux(device, command, linux=uml, timeout=120, **options)
@@ -191,23 +196,24 @@ def test_the_same_command_gives_the_same_transcript(uml):
     assert first.cycles == second.cycles and first.accesses > 100
 
 
-def _model_transcript():
-    """sim/driver.py's mainline sequence against the same transport: bring-up, removal,
-    bring-up, shutdown (what a probe, an unbind, a bind and a power-off do), in plain
-    simulation."""
+def _model_transcript(msi=None, sharing=False):
+    """sim/driver.py's sequence (mainline, or the ``msi`` series) against the same transport:
+    bring-up, removal, bring-up, shutdown (what a probe, an unbind, a bind and a power-off do),
+    in plain simulation, with the MSI messages the bridge composes (vector v: data v)."""
     device = RngDevice()
-    dut = device.transport()
+    dut = device.transport(msi=msi, **({"msi_sharing": True} if sharing else {}))
     transcript, clock = Transcript(), CycleCounter()
+    messages = None if msi is None else [(MSI_ADDRESS, 0), (MSI_ADDRESS, 1)]
 
     async def testbench(ctx):
         io = SimMMIO(ctx, dut.bus, describe=describer(dut), transcript=transcript, clock=clock)
-        drv = VirtioMMIODriver(io)
-        await drv.bring_up(queues=[0], driver_supports=0)
+        drv = VirtioMMIODriver(io, msi=msi)
+        await drv.bring_up(queues=[0], driver_supports=0, msi_messages=messages)
         await drv.remove()
-        await drv.bring_up(queues=[0], driver_supports=0)
+        await drv.bring_up(queues=[0], driver_supports=0, msi_messages=messages)
         await drv.shutdown()
 
-    simulate(dut, testbench, background=[clock.run], name="linux_model_sequence")
+    simulate(dut, testbench, background=[clock.run], name=f"linux_model_sequence_{msi}")
     return transcript
 
 
@@ -224,8 +230,7 @@ def _comparable(transcript):
 
 @linux
 def test_the_real_drivers_transcript_is_the_models(uml):
-    result, _ = boot(uml, "echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/unbind; "
-                          "echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/bind")
+    result, _ = boot(uml, REBIND)
     assert result.status == 0
     assert _comparable(result.transcript) == _comparable(_model_transcript())
 
@@ -397,34 +402,12 @@ def test_msi_v2_falls_back_to_the_wired_interrupt_without_enough_vectors(uml_pro
     assert accesses(result, "MsiCmd", write=True) == []
 
 
-def _model_msi_transcript(sharing):
-    """sim/driver.py's v2 sequence against the same transport: bring-up, removal, bring-up,
-    shutdown, with the messages the bridge composes."""
-    device = RngDevice()
-    dut = device.transport(msi="v2", msi_sharing=sharing)
-    transcript, clock = Transcript(), CycleCounter()
-    messages = [(MSI_ADDRESS, 0), (MSI_ADDRESS, 1)]
-
-    async def testbench(ctx):
-        io = SimMMIO(ctx, dut.bus, describe=describer(dut), transcript=transcript, clock=clock)
-        drv = VirtioMMIODriver(io, msi="v2")
-        await drv.bring_up(queues=[0], driver_supports=0, msi_messages=messages)
-        await drv.remove()
-        await drv.bring_up(queues=[0], driver_supports=0, msi_messages=messages)
-        await drv.shutdown()
-
-    simulate(dut, testbench, background=[clock.run], name="linux_model_msi_sequence")
-    return transcript
-
-
 @linux
 @MODES
 def test_the_real_msi_drivers_transcript_is_the_models(uml_proposal, sharing, queue_irq):
-    result, _ = boot(uml_proposal, "echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/"
-                                   "unbind; echo virtio-mmio.0 > /sys/bus/platform/drivers/"
-                                   "virtio-mmio/bind", msi="v2", sharing=sharing)
+    result, _ = boot(uml_proposal, REBIND, msi="v2", sharing=sharing)
     assert result.status == 0
-    assert _comparable(result.transcript) == _comparable(_model_msi_transcript(sharing))
+    assert _comparable(result.transcript) == _comparable(_model_transcript("v2", sharing))
 
 
 @linux
@@ -473,31 +456,11 @@ def test_mainline_does_not_probe_a_version_3_device(uml):
     assert [a.name for a in result.transcript.accesses] == ["MagicValue", "Version"]
 
 
-def _model_v1_transcript():
-    device = RngDevice()
-    dut = device.transport(msi="v1")
-    transcript, clock = Transcript(), CycleCounter()
-    messages = [(MSI_ADDRESS, 0), (MSI_ADDRESS, 1)]
-
-    async def testbench(ctx):
-        io = SimMMIO(ctx, dut.bus, describe=describer(dut), transcript=transcript, clock=clock)
-        drv = VirtioMMIODriver(io, msi="v1")
-        await drv.bring_up(queues=[0], driver_supports=0, msi_messages=messages)
-        await drv.remove()
-        await drv.bring_up(queues=[0], driver_supports=0, msi_messages=messages)
-        await drv.shutdown()
-
-    simulate(dut, testbench, background=[clock.run], name="linux_model_v1_sequence")
-    return transcript
-
-
 @linux
 def test_the_real_v1_drivers_transcript_is_the_models(uml_proposal):
-    result, _ = boot(uml_proposal, "echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/"
-                                   "unbind; echo virtio-mmio.0 > /sys/bus/platform/drivers/"
-                                   "virtio-mmio/bind", msi="v1")
+    result, _ = boot(uml_proposal, REBIND, msi="v1")
     assert result.status == 0
-    assert _comparable(result.transcript) == _comparable(_model_v1_transcript())
+    assert _comparable(result.transcript) == _comparable(_model_transcript("v1"))
 
 
 def test_an_msi_message_the_guest_never_configured_is_an_error():
