@@ -8,6 +8,7 @@ tests/fake_guest.py in the kernel's place, to send what a working kernel never s
 
 import os
 import re
+import subprocess
 import sys
 import textwrap
 import time
@@ -269,6 +270,20 @@ def test_a_closed_access_channel_stops_the_guest_with_a_message(uml):
     assert time.monotonic() - started < 30
     assert re.search(r"Kernel panic - not syncing: virtio-sim: the simulation closed the access "
                      r"channel during a (read|write) at 0x[0-9a-f]+", info.value.console)
+
+
+@linux
+def test_run_linux_prints_the_console_and_exits_with_the_commands_status(uml):
+    """The README's command (``./run linux`` is ``python -m sim.uml``)."""
+    command = "cat /sys/class/misc/hw_random/rng_current; head -c 512 /dev/hwrng | wc -c; exit 3"
+    done = subprocess.run([sys.executable, "-m", "sim.uml", "--transcript", "--run", command],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert done.returncode == 3, done.stderr
+    lines = done.stdout.splitlines()
+    assert "virtio_rng.0" in lines and "512" in lines
+    assert any(re.fullmatch(r"\s+0  R32 0x0000 MagicValue +-> 0x74726976", line) for line in lines)
+    assert re.search(r"\[linux\] mainline driver; exit status 3; .* register accesses", done.stderr)
 
 
 # --- the proposal's driver side (sim/uml/kernel/patches) ------------------------------------------
