@@ -18,6 +18,7 @@ import pytest
 from hw.regmap import Feature, MsiCmdV2, RegisterMap, Status
 from sim.bus import CycleCounter, SimMMIO, Transcript
 from sim.driver import VirtioMMIODriver
+from sim.console import CONSOLE_DEVICE_ID, RECEIVEQ, TRANSMITQ, ConsoleDevice
 from sim.rng import RNG_DEVICE_ID, RngDevice
 from sim.scenario import describer
 from sim.uml.cosim import (NOTIFY_BASE, NOTIFY_MULTIPLIER, BridgeError, CoSimulation, DeviceStuck,
@@ -286,6 +287,27 @@ def test_run_linux_prints_the_console_and_exits_with_the_commands_status(uml):
     assert re.search(r"\[linux\] mainline driver; exit status 3; .* register accesses", done.stderr)
 
 
+#: Open the console, write a prompt, read the line the host types in reply.
+CONSOLE_DIALOGUE = textwrap.dedent("""
+    exec 3<>/dev/hvc0
+    echo "hello from the guest" >&3
+    read -r line <&3
+    echo "the host typed: $line"
+""")
+
+
+@linux
+def test_console_device_carries_a_line_each_way(uml):
+    """A second device through the same interface: virtio-console, two queues."""
+    device = ConsoleDevice(input=b"hello from the host\n")
+    result, _ = boot(uml, CONSOLE_DIALOGUE, device=device)
+    assert result.status == 0, result.console[-1500:]
+    assert lines_of(result, "the host typed:") == ["hello from the host"]
+    # What the guest wrote, then the tty's echo of what the host typed.
+    assert bytes(device.output) == b"hello from the guest\r\nhello from the host\r\n"
+    assert accesses(result, "DeviceID")[0].value == CONSOLE_DEVICE_ID and device.errors == []
+
+
 # --- the proposal's driver side (sim/uml/kernel/patches) ------------------------------------------
 
 @linux
@@ -305,6 +327,30 @@ def test_the_proposal_driver_rings_the_queues_own_doorbell(uml_proposal):
     assert len(rings) == result.irq_events > 0 and {a.offset for a in rings} == {NOTIFY_BASE}
     assert accesses(result, "QueueNotify", write=True) == []
     assert device.errors == []
+
+
+@linux
+def test_with_two_queues_each_rings_its_own_doorbell(uml_proposal):
+    result, device = boot(uml_proposal, CONSOLE_DIALOGUE, notify=True,
+                          device=ConsoleDevice(input=b"typed\n"))
+    assert result.status == 0 and lines_of(result, "the host typed:") == ["typed"]
+    for queue in (RECEIVEQ, TRANSMITQ):
+        rings = accesses(result, f"Doorbell[q{queue}]", write=True)
+        assert rings and {(a.offset, a.value) for a in rings} == \
+            {(NOTIFY_BASE + queue * NOTIFY_MULTIPLIER, queue)}
+    assert accesses(result, "QueueNotify", write=True) == [] and device.errors == []
+
+
+@linux
+def test_with_two_queues_each_has_its_own_vector(uml_proposal):
+    result, device = boot(uml_proposal, CONSOLE_DIALOGUE + "cat /proc/interrupts\n", msi="v2",
+                          device=ConsoleDevice(input=b"typed\n"))
+    assert result.status == 0 and lines_of(result, "the host typed:") == ["typed"]
+    counts = interrupts(result)
+    assert counts["virtio0-config"] == 0
+    assert counts["virtio0-input"] > 0 and counts["virtio0-output"] > 0
+    # The bridge's MSI domain numbers vectors 0, 1, 2: config, receiveq, transmitq.
+    assert {data for _, data in result.msi} == {1, 2} and result.irq_events == 0
 
 
 @linux

@@ -8,19 +8,21 @@ import argparse
 import sys
 import threading
 
+from ..console import ConsoleDevice
 from ..rng import RngDevice
 from .cosim import PERSONALITIES, TIMEOUT, CoSimError, run_linux
 from .kernel import VARIANTS, KernelBuildError, kernel
 
 
-__all__ = ["DEVICES", "DEFAULT_COMMAND", "main"]
+__all__ = ["DEVICES", "DEFAULT_COMMANDS", "main"]
 
 #: ``--device`` choices.
-DEVICES = {"rng": RngDevice}
+DEVICES = {"rng": RngDevice, "console": ConsoleDevice}
 
-#: What the guest runs without ``--run``: probe and identity, entropy, unbind and rebind the
-#: driver (teardown, reset, re-probe), entropy again.
-DEFAULT_COMMAND = r"""set -e
+#: What the guest runs without ``--run``, per device. rng: probe and identity, entropy, unbind
+#: and rebind the driver (teardown, reset, re-probe), entropy again. console: a line out, a line
+#: in (``--input``).
+DEFAULT_COMMANDS = {"rng": r"""set -e
 dev=/sys/bus/virtio/devices/virtio0
 echo "virtio0: device $(cat $dev/device) vendor $(cat $dev/vendor)"
 echo "virtio0: driver $(basename $(readlink $dev/driver))"
@@ -32,7 +34,12 @@ echo "unbound: rng_current $(cat /sys/class/misc/hw_random/rng_current)"
 echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/bind
 echo "rebound: rng_current $(cat /sys/class/misc/hw_random/rng_current)"
 echo "read $(head -c 512 /dev/hwrng | wc -c) bytes from /dev/hwrng"
-"""
+""", "console": r"""set -e
+exec 3<>/dev/hvc0
+echo "hello from the guest" >&3
+read -r line <&3
+echo "the host typed: $line"
+"""}
 
 
 def main(argv=None):
@@ -56,7 +63,9 @@ def main(argv=None):
                         help="print every register access by name")
     parser.add_argument("--waves", action="store_true",
                         help="write build/linux-<device>.vcd and .gtkw")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the device's data")
+    parser.add_argument("--seed", type=int, default=0, help="rng: seed of the device's data")
+    parser.add_argument("--input", default="hello from the host\n",
+                        help="console: what the host types (default: %(default)r)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT,
                         help=f"wall-clock bound of the run in seconds (default {TIMEOUT:g})")
     parser.add_argument("--build", action="store_true",
@@ -68,7 +77,8 @@ def main(argv=None):
         if args.build:
             print(kernel(args.driver))
             return 0
-        device = DEVICES[args.device](seed=args.seed)
+        device = RngDevice(seed=args.seed) if args.device == "rng" else \
+            ConsoleDevice(input=args.input.encode())
         lock = threading.Lock()
 
         def emit(line):     # the console and the transcript come from two threads
@@ -76,7 +86,7 @@ def main(argv=None):
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
 
-        result = run_linux(device, DEFAULT_COMMAND if args.run is None else args.run,
+        result = run_linux(device, DEFAULT_COMMANDS[args.device] if args.run is None else args.run,
                            msi=PERSONALITIES[args.msi], sharing=args.sharing,
                            notify=args.notify, driver=args.driver,
                            console=emit,
@@ -93,6 +103,8 @@ def main(argv=None):
     if result.waves:
         summary += f"; waves: {result.waves[0]} {result.waves[1]}"
     print(summary, file=sys.stderr)
+    if args.device == "console":
+        print(f"[linux] console output: {bytes(device.output)!r}", file=sys.stderr)
     for error in result.errors:
         print(f"[linux] device {args.device}: {error}", file=sys.stderr)
     return result.status
