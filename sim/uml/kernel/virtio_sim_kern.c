@@ -34,6 +34,7 @@
 #include <linux/irq.h>
 #include <linux/irqdesc.h>
 #include <linux/irqdomain.h>
+#include <linux/irq_work.h>
 #include <linux/kernel.h>
 #include <linux/logic_iomem.h>
 #include <linux/module.h>
@@ -92,7 +93,8 @@ static const struct kernel_param_ops virtio_sim_irq_state_ops = {
 module_param_cb(disable_irq, &virtio_sim_irq_state_ops, NULL, 0200);
 module_param_cb(enable_irq, &virtio_sim_irq_state_ops, (void *)1, 0200);
 
-static DEFINE_SPINLOCK(virtio_sim_lock);
+/* Raw: accesses are made from irq chip callbacks, under the (raw) irq descriptor lock. */
+static DEFINE_RAW_SPINLOCK(virtio_sim_lock);
 
 static struct resource virtio_sim_window = {
 	.name = "virtio-sim",
@@ -101,6 +103,7 @@ static struct resource virtio_sim_window = {
 
 static struct irq_domain *virtio_sim_msi_domain;
 static DECLARE_BITMAP(virtio_sim_msi_used, VIRTIO_SIM_MSI_VECTORS);
+static DECLARE_BITMAP(virtio_sim_msi_resend, VIRTIO_SIM_MSI_VECTORS);
 static DEFINE_MUTEX(virtio_sim_msi_mutex);
 
 static const char *virtio_sim_op_name(unsigned int op)
@@ -131,7 +134,7 @@ static void virtio_sim_transfer(struct virtio_sim_msg *msg)
 	unsigned long flags;
 	int err;
 
-	spin_lock_irqsave(&virtio_sim_lock, flags);
+	raw_spin_lock_irqsave(&virtio_sim_lock, flags);
 	err = virtio_sim_user_send(fd, msg);
 	if (!err)
 		err = virtio_sim_user_receive(fd, msg);
@@ -151,7 +154,7 @@ static void virtio_sim_transfer(struct virtio_sim_msg *msg)
 	if (msg->size != VIRTIO_SIM_OK)
 		panic("virtio-sim: the simulation refused a %s at %#llx (status %u)\n",
 		      virtio_sim_op_name(op), offset, msg->size);
-	spin_unlock_irqrestore(&virtio_sim_lock, flags);
+	raw_spin_unlock_irqrestore(&virtio_sim_lock, flags);
 }
 
 static unsigned long virtio_sim_read(void *priv, unsigned int offset, int size)
@@ -200,31 +203,35 @@ static void virtio_sim_compose_msi_msg(struct irq_data *d, struct msi_msg *msg)
 	msg->data = d->hwirq;
 }
 
+/*
+ * An MSI that arrives while its interrupt is disabled is only marked pending; enable_irq()
+ * then asks the chip hierarchy to send it again (UML has no software resend). The vector is
+ * delivered once more from irq work.
+ */
+static void virtio_sim_msi_resend_work(struct irq_work *work)
+{
+	unsigned long vector;
+
+	for_each_set_bit(vector, virtio_sim_msi_resend, VIRTIO_SIM_MSI_VECTORS) {
+		clear_bit(vector, virtio_sim_msi_resend);
+		generic_handle_domain_irq(virtio_sim_msi_domain, vector);
+	}
+}
+
+static DEFINE_IRQ_WORK(virtio_sim_msi_resend_irq_work, virtio_sim_msi_resend_work);
+
+static int virtio_sim_msi_retrigger(struct irq_data *d)
+{
+	set_bit(d->hwirq, virtio_sim_msi_resend);
+	irq_work_queue(&virtio_sim_msi_resend_irq_work);
+	return 1;
+}
+
 static struct irq_chip virtio_sim_msi_chip = {
 	.name = "virtio-sim-msi",
 	.irq_compose_msi_msg = virtio_sim_compose_msi_msg,
+	.irq_retrigger = virtio_sim_msi_retrigger,
 };
-
-static int virtio_sim_msi_alloc(struct irq_domain *domain, unsigned int virq,
-				unsigned int nr_irqs, void *arg)
-{
-	unsigned int i;
-	unsigned long vector;
-
-	mutex_lock(&virtio_sim_msi_mutex);
-	for (i = 0; i < nr_irqs; i++) {
-		vector = find_first_zero_bit(virtio_sim_msi_used, VIRTIO_SIM_MSI_VECTORS);
-		if (vector >= VIRTIO_SIM_MSI_VECTORS) {
-			mutex_unlock(&virtio_sim_msi_mutex);
-			return -ENOSPC;
-		}
-		__set_bit(vector, virtio_sim_msi_used);
-		irq_domain_set_info(domain, virq + i, vector, &virtio_sim_msi_chip, NULL,
-				    handle_simple_irq, NULL, NULL);
-	}
-	mutex_unlock(&virtio_sim_msi_mutex);
-	return 0;
-}
 
 static void virtio_sim_msi_free(struct irq_domain *domain, unsigned int virq,
 				unsigned int nr_irqs)
@@ -239,6 +246,29 @@ static void virtio_sim_msi_free(struct irq_domain *domain, unsigned int virq,
 		irq_domain_reset_irq_data(d);
 	}
 	mutex_unlock(&virtio_sim_msi_mutex);
+}
+
+static int virtio_sim_msi_alloc(struct irq_domain *domain, unsigned int virq,
+				unsigned int nr_irqs, void *arg)
+{
+	unsigned int i;
+	unsigned long vector;
+
+	mutex_lock(&virtio_sim_msi_mutex);
+	for (i = 0; i < nr_irqs; i++) {
+		vector = find_first_zero_bit(virtio_sim_msi_used, VIRTIO_SIM_MSI_VECTORS);
+		if (vector >= VIRTIO_SIM_MSI_VECTORS) {
+			mutex_unlock(&virtio_sim_msi_mutex);
+			if (i)
+				virtio_sim_msi_free(domain, virq, i);
+			return -ENOSPC;
+		}
+		__set_bit(vector, virtio_sim_msi_used);
+		irq_domain_set_info(domain, virq + i, vector, &virtio_sim_msi_chip, NULL,
+				    handle_simple_irq, NULL, NULL);
+	}
+	mutex_unlock(&virtio_sim_msi_mutex);
+	return 0;
 }
 
 static const struct irq_domain_ops virtio_sim_msi_domain_ops = {
