@@ -152,8 +152,7 @@ class CoSimulation:
     """
 
     def __init__(self, device, command, *, msi=None, sharing=False, vectors=None, notify=False,
-                 console=None,
-                 transcript=None, waves=False, timeout=TIMEOUT,
+                 console=None, transcript=None, waves=False, timeout=TIMEOUT,
                  work_limit=WORK_LIMIT, driver="mainline", linux=None):
         if msi not in PERSONALITIES.values():
             raise ValueError(f"msi must be one of {list(PERSONALITIES.values())}, not {msi!r}")
