@@ -23,7 +23,7 @@ from sim.rng import RNG_DEVICE_ID, RngDevice
 from sim.scenario import describer
 from sim.uml.cosim import (NOTIFY_BASE, NOTIFY_MULTIPLIER, BridgeError, CoSimulation, DeviceStuck,
                            GuestTimeout, StrayMSI, run_linux)
-from sim.uml.kernel import FRAGMENT, check_config, fragment_options, kernel
+from sim.uml.kernel import FRAGMENT, VARIANTS, check_config, fragment_options, kernel
 from sim.uml.protocol import MSI_ADDRESS, MSI_VECTORS, READ, REFUSED
 from sim.waves import simulate
 
@@ -49,6 +49,8 @@ REBIND = ("echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/unbind; "
 
 
 def boot(uml, command, **options):
+    """Boot kernel ``uml`` (the proposal's driver is asked for when ``uml`` is that variant)."""
+    options.setdefault("driver", next(v for v, name in VARIANTS.items() if name == uml.name))
     device = options.pop("device", None) or RngDevice()
     result = run_linux(device, command, linux=uml, timeout=120, **options)
     return result, device
@@ -370,6 +372,20 @@ def test_the_proposal_driver_refuses_a_doorbell_structure_of_zero(uml_proposal):
     assert "virtio0: doorbells at 0x0 + i * 0x0 for 1 queues are not in the window" in \
         result.console
     assert accesses(result, "QueueSel") == [] and accesses(result, "Doorbell[q0]") == []
+
+
+@linux
+@pytest.mark.parametrize("personality", [{"notify": True}, {"msi": "v2"}, {"msi": "v1"}],
+                         ids=["notify", "msi-v2", "msi-v1"])
+def test_the_proposal_is_opt_in(uml, uml_proposal, personality):
+    """Without virtio_mmio.proposal=1 the patched driver takes bits 39 and 40 for what virtio
+    1.2 calls them, which 6.1 does not implement, and refuses Version 3: it is mainline."""
+    command = "head -c 64 /dev/hwrng | wc -c; echo virtio-mmio.0 > " \
+              "/sys/bus/platform/drivers/virtio-mmio/unbind; true"
+    mainline, _ = boot(uml, command, **personality)
+    patched, _ = boot(uml_proposal, command, driver="mainline", **personality)
+    assert patched.status == mainline.status == 0
+    assert patched.transcript.accesses == mainline.transcript.accesses
 
 
 @linux

@@ -145,7 +145,8 @@ class CoSimulation:
         Cycles device logic may stay busy after one access (:class:`DeviceStuck`).
     driver : "mainline" or "proposal"
         Which kernel (:data:`sim.uml.kernel.VARIANTS`): virtio drivers as Debian ships them, or
-        with the project's patches for the proposal (``sim/uml/kernel/patches``).
+        with the project's patches for the proposal (``sim/uml/kernel/patches``), booted with
+        ``virtio_mmio.proposal=1``.
     linux : path or None
         The kernel to boot; ``None`` builds (or finds) ``driver``'s with
         :func:`sim.uml.kernel.kernel`.
@@ -439,8 +440,8 @@ class CoSimulation:
         # Without address-space randomisation UML lays out its memory the same in every run
         # (its "exec-shield gap" otherwise changes the memory size, and so every ring address).
         args = ["setarch", platform.machine(), "--addr-no-randomize", str(linux),
-                *guest.command_line(root, fd=guest_sock.fileno(),
-                                    irq_fd=guest_irq.fileno(), run_dir=run_dir)]
+                *guest.command_line(root, fd=guest_sock.fileno(), irq_fd=guest_irq.fileno(),
+                                    run_dir=run_dir, proposal=self.driver == "proposal")]
         self._start = time.monotonic()
         self._deadline = self._start + self.timeout
         try:

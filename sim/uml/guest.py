@@ -12,7 +12,8 @@ import stat
 from pathlib import Path
 
 
-__all__ = ["BUSYBOX", "EXIT_MARK", "exit_status", "make_root", "command_line", "MEMORY"]
+__all__ = ["BUSYBOX", "EXIT_MARK", "exit_status", "make_root", "command_line", "MEMORY",
+           "PROPOSAL"]
 
 #: Debian's busybox-static.
 BUSYBOX = Path("/bin/busybox")
@@ -60,9 +61,14 @@ def make_root(folder, command):
     return folder
 
 
-def command_line(root, *, fd, irq_fd, run_dir):
+#: The patched virtio_mmio drives the proposal only when asked (sim/uml/kernel/patches).
+PROPOSAL = "virtio_mmio.proposal=1"
+
+
+def command_line(root, *, fd, irq_fd, run_dir, proposal=False):
     """The kernel command line: hostfs root, console on stdin/stdout, virtual time, the bridge's
-    two channels."""
+    two channels, and with ``proposal`` :data:`PROPOSAL`."""
     return [f"mem={MEMORY}", "rootfstype=hostfs", f"rootflags={root}", "rw", "init=/init",
             "con0=fd:0,fd:1", "con=null", "time-travel=inf-cpu", f"uml_dir={run_dir}",
-            f"virtio_sim.fd={fd}", f"virtio_sim.irq_fd={irq_fd}"]
+            f"virtio_sim.fd={fd}", f"virtio_sim.irq_fd={irq_fd}",
+            *([PROPOSAL] if proposal else [])]
