@@ -1,10 +1,12 @@
 """``./run linux``: boot Linux against the transport RTL and run a command in the guest.
 
 Prints the guest's console (and with ``--transcript`` every register access by name), then a
-summary on standard error, and exits with the command's exit status.
+summary on standard error, and exits with the command's exit status, or 125 when the
+co-simulation itself fails (the error on standard error says why).
 """
 
 import argparse
+import codecs
 import sys
 import threading
 
@@ -63,22 +65,34 @@ def main(argv=None):
                         help="print every register access by name")
     parser.add_argument("--waves", action="store_true",
                         help="write build/linux-<device>.vcd and .gtkw")
-    parser.add_argument("--seed", type=int, default=0, help="rng: seed of the device's data")
-    parser.add_argument("--input", default="hello from the host\n",
-                        help="console: what the host types (default: %(default)r)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="rng: seed of the device's data (default 0)")
+    parser.add_argument("--input", default=None,
+                        help="console: what the host types, backslash escapes such as \\n "
+                             "understood; the guest's line ends at a newline (default: "
+                             "'hello from the host\\n')")
     parser.add_argument("--timeout", type=float, default=TIMEOUT,
                         help=f"wall-clock bound of the run in seconds (default {TIMEOUT:g})")
     parser.add_argument("--build", action="store_true",
                         help="only build the kernel (if it is not built yet) and exit")
     args = parser.parse_args(argv)
+    if args.sharing and args.msi != "v2":
+        parser.error("--sharing needs --msi v2 (proposal v1 has the fixed mapping only)")
+    if args.seed is not None and args.device != "rng":
+        parser.error("--seed is for --device rng")
+    if args.input is not None and args.device != "console":
+        parser.error("--input is for --device console")
     if args.driver is None:
         args.driver = "proposal" if args.msi != "none" or args.notify else "mainline"
     try:
         if args.build:
             print(kernel(args.driver))
             return 0
-        device = RngDevice(seed=args.seed) if args.device == "rng" else \
-            ConsoleDevice(input=args.input.encode())
+        if args.device == "rng":
+            device = RngDevice(seed=args.seed or 0)
+        else:
+            typed = "hello from the host\n" if args.input is None else args.input
+            device = ConsoleDevice(input=codecs.decode(typed, "unicode_escape").encode())
         lock = threading.Lock()
 
         def emit(line):     # the console and the transcript come from two threads

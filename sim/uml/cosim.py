@@ -198,8 +198,9 @@ class CoSimulation:
         while True:
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
-                raise GuestTimeout(f"the guest did not finish within {self.timeout:g} s: no "
-                                   f"{what} (last access: {self._last_access()})")
+                raise GuestTimeout(f"the guest did not finish within {self.timeout:g} s "
+                                   f"(waiting for its {what}; {len(self.transcript.accesses)} "
+                                   f"accesses so far, the last: {self._last_access()})")
             readable, _, _ = select.select([sock], [], [], min(_POLL, remaining))
             if readable:
                 return True
@@ -218,7 +219,7 @@ class CoSimulation:
         raise BridgeError(f"Linux exited (status {status}) before the bridge said hello")
 
     def _hello(self):
-        if not self._wait_readable(self._sock, "hello from the bridge"):
+        if not self._wait_readable(self._sock, "bridge's hello"):
             self._exited_before_hello()
         data, fds, _, _ = socket.recv_fds(self._sock, MSG_SIZE + 1, 1)
         try:
@@ -256,7 +257,7 @@ class CoSimulation:
 
     def _receive(self):
         """The guest's next request, or ``None`` once it has powered off."""
-        if not self._wait_readable(self._sock, "request from the guest"):
+        if not self._wait_readable(self._sock, "next request or power-off"):
             return None
         data = self._sock.recv(MSG_SIZE + 1)
         if not data:
