@@ -23,7 +23,8 @@ from sim.rng import RNG_DEVICE_ID, RngDevice
 from sim.scenario import describer
 from sim.uml.cosim import (NOTIFY_BASE, NOTIFY_MULTIPLIER, BridgeError, CoSimulation, DeviceStuck,
                            GuestTimeout, StrayMSI, run_linux)
-from sim.uml.kernel import FRAGMENT, VARIANTS, check_config, fragment_options, kernel
+from sim.uml.kernel import (FRAGMENT, VARIANTS, KernelBuildError, check_config, fragment_options,
+                            kernel)
 from sim.uml.protocol import MSI_ADDRESS, MSI_VECTORS, READ, REFUSED
 from sim.waves import simulate
 
@@ -46,6 +47,29 @@ def uml_proposal():
 #: Unbind and rebind the driver: teardown, reset, re-probe.
 REBIND = ("echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/unbind; "
           "echo virtio-mmio.0 > /sys/bus/platform/drivers/virtio-mmio/bind")
+
+
+#: Unbind and bind the driver 20 times; what the kernel holds for the device (memory regions,
+#: interrupts, virtio devices) must be the same afterwards, and the rng must work.
+REBIND_20_TIMES = textwrap.dedent("""
+    drv=/sys/bus/platform/drivers/virtio-mmio
+    state() {
+        cut -c1-40 /proc/iomem; awk '{print $1, $NF}' /proc/interrupts
+        ls /sys/bus/virtio/devices
+    }
+    state > /tmp/before
+    i=0
+    while [ $i -lt 20 ]; do
+        echo virtio-mmio.0 > $drv/unbind || exit 10
+        [ "$(cat /sys/class/misc/hw_random/rng_current)" = none ] || exit 11
+        echo virtio-mmio.0 > $drv/bind || exit 12
+        i=$((i + 1))
+    done
+    state > /tmp/after
+    cmp /tmp/before /tmp/after && echo "state: same"
+    echo "rng: $(cat /sys/class/misc/hw_random/rng_current)"
+    echo "read: $(head -c 256 /dev/hwrng | wc -c)"
+""")
 
 
 def boot(uml, command, **options):
@@ -134,25 +158,7 @@ def test_entropy_through_dev_hwrng_is_the_devices_data(uml):
 
 @linux
 def test_unbind_and_bind_20_times_leaks_nothing(uml):
-    result, device = boot(uml, textwrap.dedent("""
-        drv=/sys/bus/platform/drivers/virtio-mmio
-        state() {
-            cut -c1-40 /proc/iomem; awk '{print $1, $NF}' /proc/interrupts
-            ls /sys/bus/virtio/devices
-        }
-        state > /tmp/before
-        i=0
-        while [ $i -lt 20 ]; do
-            echo virtio-mmio.0 > $drv/unbind || exit 10
-            [ "$(cat /sys/class/misc/hw_random/rng_current)" = none ] || exit 11
-            echo virtio-mmio.0 > $drv/bind || exit 12
-            i=$((i + 1))
-        done
-        state > /tmp/after
-        cmp /tmp/before /tmp/after && echo "state: same"
-        echo "rng: $(cat /sys/class/misc/hw_random/rng_current)"
-        echo "read: $(head -c 256 /dev/hwrng | wc -c)"
-    """))
+    result, device = boot(uml, REBIND_20_TIMES)
     assert result.status == 0, result.console[-2000:]
     assert lines_of(result, "state:") == ["same"]
     assert lines_of(result, "rng:") == ["virtio_rng.0"]
@@ -471,21 +477,7 @@ def test_msi_masking_loses_no_completion(uml_proposal, msi):
 
 @linux
 def test_msi_v2_unbind_and_bind_20_times_leaks_nothing(uml_proposal):
-    result, device = boot(uml_proposal, textwrap.dedent("""
-        drv=/sys/bus/platform/drivers/virtio-mmio
-        state() { awk '{print $1, $NF}' /proc/interrupts; ls /sys/bus/virtio/devices; }
-        state > /tmp/before
-        i=0
-        while [ $i -lt 20 ]; do
-            echo virtio-mmio.0 > $drv/unbind || exit 10
-            echo virtio-mmio.0 > $drv/bind || exit 12
-            i=$((i + 1))
-        done
-        state > /tmp/after
-        cmp /tmp/before /tmp/after && echo "state: same"
-        echo "read: $(head -c 256 /dev/hwrng | wc -c)"
-        grep -c virtio0- /proc/interrupts
-    """), msi="v2")
+    result, device = boot(uml_proposal, REBIND_20_TIMES, msi="v2")
     assert result.status == 0, result.console[-2000:]
     assert lines_of(result, "state:") == ["same"] and lines_of(result, "read:") == ["256"]
     commands = [a.value for a in accesses(result, "MsiCmd", write=True)]
@@ -672,3 +664,18 @@ def test_personality_and_driver_are_checked():
         CoSimulation(RngDevice(), "true", driver="v1")
     with pytest.raises(ValueError, match=r"variant must be one of \['mainline', 'proposal'\]"):
         kernel("v1")
+
+
+def test_waiting_for_another_kernel_build_is_bounded(tmp_path, monkeypatch):
+    import fcntl
+
+    import sim.uml.kernel as kernel_module
+    monkeypatch.setattr(kernel_module, "LOCK_TIMEOUT", 1)
+    path = tmp_path / ".lock"
+    with open(path, "w") as held, open(path, "w") as waiting:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with pytest.raises(KernelBuildError, match=r"another process has been building the "
+                                                   r"kernel for over 1 s"):
+            kernel_module._lock(waiting)
+        assert time.monotonic() - started < 5

@@ -51,6 +51,10 @@ MAKEFILE_LINES = ("# virtio-sim bridge (sim/uml/kernel, built in by sim/uml/kern
                   "virtio_sim-objs := virtio_sim_kern.o virtio_sim_user.o\n"
                   "obj-y += virtio_sim.o\n\n")
 _RULES = "include arch/um/scripts/Makefile.rules"
+#: Bound of one build step (the compile takes 2 to 4 minutes on 2 cores), and of the wait for
+#: another process's build of the same kernel.
+STEP_TIMEOUT = 1800
+LOCK_TIMEOUT = 2 * STEP_TIMEOUT
 #: Builds kept in build/linux/ (each about 8 MB): the newest ones.
 KEEP = 3
 #: Bump when the steps of the recipe change.
@@ -135,7 +139,12 @@ def _missing_tools():
 def _step(log_file, what, args, cwd, env):
     log_file.write(f"\n$ {' '.join(map(str, args))}\n")
     log_file.flush()
-    result = subprocess.run(args, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        result = subprocess.run(args, cwd=cwd, env=env, stdout=log_file,
+                                stderr=subprocess.STDOUT, timeout=STEP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise KernelBuildError(f"{what} did not finish within {STEP_TIMEOUT} s; the log is "
+                               f"{log_file.name}") from None
     if result.returncode:
         raise KernelBuildError(f"{what} failed (exit status {result.returncode}); the log is "
                                f"{log_file.name}")
@@ -194,6 +203,20 @@ def _build(folder, log):
     log(f"[linux] built {folder / 'linux'} in {time.monotonic() - start:.0f} s")
 
 
+def _lock(lock):
+    """Take the build lock, waiting at most :data:`LOCK_TIMEOUT` for another build."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise KernelBuildError(f"another process has been building the kernel for over "
+                                       f"{LOCK_TIMEOUT} s ({lock.name} is locked)") from None
+            time.sleep(1)
+
+
 def _forget_old_builds(root, *, keep):
     """Remove all but the ``keep`` newest builds (other branches' builds stay usable)."""
     builds = sorted((path for path in root.iterdir() if path.is_dir()),
@@ -221,7 +244,7 @@ def kernel(variant="mainline", *, log=lambda text: print(text, file=sys.stderr, 
         return binary
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        _lock(lock)
         if not complete.exists():
             _build(folder, log)
             _forget_old_builds(root, keep=KEEP)
