@@ -1,0 +1,643 @@
+"""The virtqueue engine: split rings (virtio 1.2 §2.7) served in gateware, with its own bus master.
+
+:class:`VirtqueueEngine` sits between the transport's device side (:mod:`hw.device`) and device
+logic, and turns ring addresses and doorbells into requests and byte streams::
+
+    m.submodules.transport = transport = VirtioMMIOTransport(
+        ..., device_features=VirtqueueEngine.FEATURES | MY_FEATURES)
+    m.submodules.engine = engine = VirtqueueEngine(num_queues=1, addr_width=30)
+    engine.connect_transport(m, transport.device)   # queues, notify, reset, EVENT_IDX
+    # engine.bus: a pipelined Wishbone master into guest memory
+    # engine.request / engine.read / engine.write: the device's side
+
+Operation
+---------
+One chain is served at a time, queues in turn (round-robin over the queues that were notified
+or still have work). For a chain the engine:
+
+1. reads avail.idx (only when the buffers it last saw are used up) and the ring entry;
+2. fetches the whole chain, up to :attr:`max_chain` descriptors, into a descriptor store,
+   checking every rule of decisions.md D11 before any data moves;
+3. offers a :class:`ChainRequest` on ``request`` (queue, head, readable and writable bytes);
+4. streams the readable bytes on ``read`` (every beat 4 bytes but the last, ``last`` set on it),
+   whatever the buffers' alignment;
+5. takes the bytes to write from ``write`` up to a beat with ``last``, and writes them into the
+   writable buffers byte-exactly (bytes beyond the writable total are dropped, not written);
+6. once every data write has been acknowledged, writes the used element, then used.idx;
+7. reads used_event (VIRTIO_F_EVENT_IDX) or avail.flags and pulses ``queues.used[q]`` exactly
+   when the driver asked to be notified (§2.7.7.2, §2.7.10); the transport raises the wired
+   interrupt or the queue's MSI vector as for any device.
+
+Before it stops looking at a queue with nothing new, the engine (with EVENT_IDX) writes
+avail_event = last_avail_idx and reads avail.idx once more: a buffer the driver added meanwhile
+is served rather than left waiting for a notification the driver suppressed (§2.7.10).
+
+Device logic consumes every ``read`` beat, then sends ``write`` beats; it may raise ``error``
+while it holds a chain, when the chain has the wrong shape for the device (D11 case 10).
+
+Malformed rings (decisions.md D11)
+----------------------------------
+Every case of D11's table gets the same response: ``needs_reset`` pulses once, the row is kept
+in ``error_case``, nothing is written to the used ring for the bad chain and the engine serves
+no queue until the device is reset. Bus cycles in flight complete first. A descriptor or ring
+outside the bus's address space (``2 ** (addr_width + 2)`` bytes) counts as case 8, as does a
+ring area not aligned as the engine reads it (descriptor table and used ring 4 bytes, available
+ring 2 bytes). Case 9 (more buffers in flight than QueueNum) cannot happen: one chain is in
+flight at a time, and case 1 catches a driver that publishes more than QueueNum.
+
+Reset and teardown
+------------------
+A device reset (``reset``) or QueueReady = 0 for the queue being served ends its work at once:
+no further request is issued, the requests in flight complete (their answers are dropped),
+``abort`` pulses so that device logic drops the chain, and nothing more is written to that
+queue's memory. A queue's indices restart from 0 when it is made ready again.
+
+Latency
+-------
+With a zero-wait memory: notification to the first descriptor read in 6 cycles; see
+``docs/benchmark.md`` for cycles per buffer (``python -m sim.engine_bench``).
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from . import wishbone
+from ._checks import check_int
+from .device import Notification, QueuesSignature
+from .realign import Packer, PackerInput, ReadBeat, Unpacker, WriteBeat
+from .regmap import Feature
+
+
+__all__ = ["ChainRequest", "ReadBeat", "WriteBeat", "VirtqueueEngine", "RingError"]
+
+
+class ChainRequest(data.Struct):
+    """A chain for device logic: its queue, head descriptor index and byte totals."""
+    queue:    16
+    head:     16
+    readable: 32
+    writable: 32
+
+
+class RingError:
+    """The rows of decisions.md D11's table, as ``error_case`` reports them (0: none)."""
+    AVAIL_IDX = 1
+    HEAD = 2
+    NEXT = 3
+    TOO_LONG = 4
+    ORDER = 5
+    ZERO_LENGTH = 6
+    INDIRECT = 7
+    BUS = 8
+    IN_FLIGHT = 9
+    DEVICE = 10
+    TOTAL = 11
+    QUEUE_SIZE = 12
+
+
+_DESC_F_NEXT, _DESC_F_WRITE, _DESC_F_INDIRECT = 1, 2, 4
+_AVAIL_F_NO_INTERRUPT = 1
+
+#: Requests the bus master keeps in flight (the issue asks for at least 2 reads).
+OUTSTANDING = 4
+
+
+class _Descriptor(data.Struct):
+    address:  64    # narrowed to the bus's byte address width by the store's shape
+    length:   32
+    writable: 1
+
+
+class VirtqueueEngine(wiring.Component):
+    """Split-virtqueue engine with a pipelined Wishbone bus master.
+
+    Parameters
+    ----------
+    num_queues : int
+        Queues of the transport it serves (1 to 64).
+    addr_width : int
+        Word address width of ``bus`` (guest memory of ``2 ** (addr_width + 2)`` bytes), 8 to 62.
+    max_chain : int
+        Longest chain in descriptors (D11 case 4; 1 to 256). It is also the depth of the
+        descriptor store.
+
+    Members
+    -------
+    queues : In(QueuesSignature(num_queues))
+        The transport's queue configuration; the engine drives ``used``.
+    notify : In(stream.Signature(Notification))
+        Available-buffer notifications (always ready).
+    reset : In(1)
+        The transport's device reset pulse.
+    event_idx : In(1)
+        VIRTIO_F_EVENT_IDX was negotiated.
+    needs_reset : Out(1)
+        One-cycle pulse on a malformed ring (D11).
+    error_case : Out(4)
+        The D11 row of the last malformed ring since the device reset (0: none).
+    bus : Out(wishbone.Signature(addr_width=addr_width, features=("err", "stall")))
+        Guest memory, Wishbone B4 pipelined, up to :data:`OUTSTANDING` requests in flight.
+    request : Out(stream.Signature(ChainRequest))
+    read : Out(stream.Signature(ReadBeat))
+    write : In(stream.Signature(WriteBeat))
+    error : In(1)
+        Device logic refuses the chain it holds (D11 case 10).
+    abort : Out(1)
+        One-cycle pulse: the chain device logic holds is gone (reset, teardown, malformed ring).
+    busy : Out(1)
+        The engine has work in progress or waiting.
+
+    Raises
+    ------
+    TypeError
+        If a parameter is not an integer.
+    ValueError
+        If a parameter is out of its range.
+    """
+
+    #: Feature bits the engine implements (the ring features a transport in front may offer).
+    FEATURES = 1 << Feature.RING_EVENT_IDX
+
+    def __init__(self, *, num_queues, addr_width, max_chain=16):
+        self._num_queues = check_int("num_queues", num_queues, "an integer from 1 to 64",
+                                     lambda n: 1 <= n <= 64)
+        self._addr_width = check_int("addr_width", addr_width, "an integer from 8 to 62",
+                                     lambda w: 8 <= w <= 62)
+        self._max_chain = check_int("max_chain", max_chain, "an integer from 1 to 256",
+                                    lambda n: 1 <= n <= 256)
+        super().__init__({
+            "queues":      In(QueuesSignature(num_queues)),
+            "notify":      In(stream.Signature(Notification)),
+            "reset":       In(1),
+            "event_idx":   In(1),
+            "needs_reset": Out(1),
+            "error_case":  Out(4),
+            "bus":         Out(wishbone.Signature(addr_width=addr_width,
+                                                  features=("err", "stall"))),
+            "request":     Out(stream.Signature(ChainRequest)),
+            "read":        Out(stream.Signature(ReadBeat)),
+            "write":       In(stream.Signature(WriteBeat)),
+            "error":       In(1),
+            "abort":       Out(1),
+            "busy":        Out(1),
+        })
+
+    @property
+    def num_queues(self):
+        return self._num_queues
+
+    @property
+    def addr_width(self):
+        return self._addr_width
+
+    @property
+    def max_chain(self):
+        return self._max_chain
+
+    def connect_transport(self, m, device):
+        """Wire the engine to ``device``, a transport's device port (``transport.device``):
+        queues, notifications, reset and the negotiated EVENT_IDX; ``needs_reset`` is left to
+        the caller, who may OR in device logic's own."""
+        wiring.connect(m, device.queues, self.queues)
+        wiring.connect(m, device.notify, self.notify)
+        m.d.comb += [self.reset.eq(device.reset),
+                     self.event_idx.eq(device.features[Feature.RING_EVENT_IDX])]
+
+    def elaborate(self, platform):
+        m = Module()
+        nq = self._num_queues
+        baw = self._addr_width + 2              # byte address width
+        bus = self.bus
+
+        # --- per-queue state -----------------------------------------------------------------
+        pending = Signal(nq)                    # notified, or may have more work
+        checked = Signal(nq)                    # the first-use checks passed
+        published = Signal(nq)                  # avail_event == last_avail already written
+        last_avail = Array(Signal(16, name=f"last_avail_{q}") for q in range(nq))
+        shadow_avail = Array(Signal(16, name=f"shadow_avail_{q}") for q in range(nq))
+        broken = Signal()
+
+        q = Signal(range(nq))                   # the queue being served
+        turn = Signal(range(nq))
+        size = Signal(16)
+        mask = Signal(16)
+        desc_base = Signal(baw)
+        driver_base = Signal(baw)
+        device_base = Signal(baw)
+        avail = Signal(16)                      # last_avail of q
+        m.d.comb += [avail.eq(last_avail[q]), mask.eq(size - 1)]
+
+        # --- bus master ----------------------------------------------------------------------
+        outstanding = Signal(range(OUTSTANDING + 1))
+        want = Signal()                         # the state offers a request
+        credit = Signal()                       # room for another request in flight
+        issue_adr = Signal(self._addr_width)
+        issue_we = Signal()
+        issue_sel = Signal(4)
+        issue_dat = Signal(32)
+        m.d.comb += [
+            bus.cyc.eq(want | (outstanding != 0)),
+            bus.stb.eq(want & credit),
+            bus.adr.eq(issue_adr),
+            bus.we.eq(issue_we),
+            bus.sel.eq(issue_sel),
+            bus.dat_w.eq(issue_dat),
+            credit.eq(outstanding != OUTSTANDING),
+        ]
+        issued = Signal()
+        answered = Signal()
+        m.d.comb += [issued.eq(bus.stb & ~bus.stall),
+                     answered.eq(bus.cyc & (bus.ack | bus.err) & (outstanding != 0))]
+        m.d.sync += outstanding.eq(outstanding + issued - answered)
+        data_in = bus.dat_r
+
+        # A control access is a 16- or 32-bit word at base + offset, with one shared adder.
+        ctl_base = Signal(baw)
+        ctl_off = Signal(baw)
+        ctl_addr = Signal(baw)
+        m.d.comb += ctl_addr.eq(ctl_base + ctl_off)
+        half = Signal()                         # which half of the word was read
+        m.d.comb += half.eq(ctl_addr[1])
+        halfword = Signal(16)
+        m.d.comb += halfword.eq(Mux(half, data_in[16:], data_in[:16]))
+
+        def control(base, offset):
+            m.d.comb += [ctl_base.eq(base), ctl_off.eq(offset), issue_adr.eq(ctl_addr[2:])]
+
+        # --- descriptor store ----------------------------------------------------------------
+        desc_layout = data.StructLayout({"address": baw, "length": 32, "writable": 1})
+        m.submodules.store = store = memory.Memory(shape=desc_layout,
+                                                   depth=self._max_chain, init=[])
+        store_w = store.write_port()
+        store_r = store.read_port(transparent_for=())
+        chain_len = Signal(range(self._max_chain + 1))
+        readable_count = Signal(range(self._max_chain + 1))
+        index = Signal(16)                      # descriptor being fetched
+        head = Signal(16)
+        readable_total = Signal(32)
+        writable_total = Signal(32)
+        seen_writable = Signal()
+        words = Array(Signal(32, name=f"desc_word_{i}") for i in range(4))
+        sent = Signal(range(5))
+        got = Signal(range(5))
+        slot = Signal(range(self._max_chain + 1))    # descriptor of the data phase
+
+        # --- data phase ----------------------------------------------------------------------
+        m.submodules.packer = packer = Packer()
+        m.submodules.unpacker = unpacker = Unpacker()
+        fifo = SyncFIFO(width=PackerInput.as_shape().size, depth=OUTSTANDING)
+        fifo_clear = Signal()
+        m.submodules.fifo = ResetInserter(fifo_clear)(fifo)
+        wiring.connect(m, wiring.flipped(self.read), packer.o)
+        wiring.connect(m, wiring.flipped(self.write), unpacker.i)
+        m.d.comb += [packer.i.valid.eq(fifo.r_rdy), packer.i.p.eq(fifo.r_data),
+                     fifo.r_en.eq(packer.i.ready)]
+        write_phase = Signal()
+        m.d.comb += [unpacker.i.valid.eq(self.write.valid & write_phase),
+                     self.write.ready.eq(unpacker.i.ready & write_phase)]
+
+        cur_addr = Signal(baw)
+        cur_left = Signal(32)                   # bytes of the descriptor left (write phase)
+        cur_lo = Signal(2)                      # read phase: lane of the first byte
+        cur_end = Signal(2)                     # read phase: lane of the last byte
+        words_left = Signal(32)                 # read phase: words to request
+        answers_left = Signal(32)               # read phase: words to receive
+        first_answer = Signal()
+        discard = Signal()                      # no writable buffer left: drop the bytes
+        written = Signal(32)
+        bus_error = Signal()
+
+        # --- the chain in hand ---------------------------------------------------------------
+        new_used = Signal(16)
+        m.d.comb += new_used.eq(avail + 1)
+
+        def fault(case):
+            m.d.sync += self.error_case.eq(case)
+            m.next = "FAULT"
+
+        def guard(holding=False):
+            """The end of every chain state, in priority order (the last assignment wins)."""
+            if holding:
+                with m.If(self.error):
+                    fault(RingError.DEVICE)
+            with m.If(bus.err & answered):
+                fault(RingError.BUS)
+            with m.If(self.reset | ~self.queues.ready.bit_select(q, 1)):
+                m.next = "DRAIN"
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                candidates = Signal(nq)
+                m.d.comb += candidates.eq(pending & self.queues.ready)
+                with m.If(~broken & candidates.any()):
+                    # Round-robin: the first queue with work after the one served last.
+                    pick = Signal(range(nq))
+                    for start in range(nq):
+                        with m.If(turn == start):
+                            for step in reversed(range(1, nq + 1)):
+                                candidate = (start + step) % nq
+                                with m.If(candidates[candidate]):
+                                    m.d.comb += pick.eq(candidate)
+                    m.d.sync += [
+                        q.eq(pick), turn.eq(pick),
+                        size.eq(Array(self.queues.size)[pick]),
+                        desc_base.eq(Array(self.queues.desc)[pick]),
+                        driver_base.eq(Array(self.queues.driver)[pick]),
+                        device_base.eq(Array(self.queues.device)[pick]),
+                        pending.bit_select(pick, 1).eq(0),
+                    ]
+                    with m.If(checked.bit_select(pick, 1)):
+                        m.next = "AVAIL"
+                    with m.Else():
+                        m.next = "CHECK"
+
+            with m.State("CHECK"):
+                # First use of the queue (D11 case 12, and case 8 for an unreachable ring).
+                areas = [Signal(64, name=f"{name}_area") for name in ("desc", "driver", "device")]
+                m.d.comb += [area.eq(Array(getattr(self.queues, name))[q])
+                             for area, name in zip(areas, ("desc", "driver", "device"))]
+                beyond = Cat(area[baw:] for area in areas).any()
+                misaligned = (areas[0][:2].any() | areas[1][0] | areas[2][:2].any())
+                with m.If((size == 0) | (size & mask).any()):
+                    fault(RingError.QUEUE_SIZE)
+                with m.Elif(beyond | misaligned):
+                    fault(RingError.BUS)
+                with m.Else():
+                    m.d.sync += checked.bit_select(q, 1).eq(1)
+                    m.next = "AVAIL"
+                guard()
+
+            with m.State("AVAIL"):
+                with m.If(shadow_avail[q] != avail):
+                    m.next = "HEAD"             # buffers seen before and not yet taken
+                with m.Else():
+                    control(driver_base, 2)
+                    m.d.comb += want.eq(sent == 0)
+                    with m.If(issued):
+                        m.d.sync += sent.eq(1)
+                    with m.If(answered):
+                        m.d.sync += sent.eq(0)
+                        count = Signal(16)
+                        m.d.comb += count.eq(halfword - avail)
+                        with m.If(bus.err):
+                            pass                # taken by the guards below
+                        with m.Elif(count > size):
+                            fault(RingError.AVAIL_IDX)
+                        with m.Elif(count != 0):
+                            m.d.sync += shadow_avail[q].eq(halfword)
+                            m.next = "HEAD"
+                        with m.Elif(self.event_idx & ~published.bit_select(q, 1)):
+                            m.next = "EVENT"
+                        with m.Else():
+                            m.next = "IDLE"
+                guard()
+
+            with m.State("EVENT"):
+                # avail_event := last_avail_idx, then avail.idx again (§2.7.10): closes the
+                # race with a driver that added a buffer and read the old avail_event.
+                control(device_base, 4 + (size << 3))
+                m.d.comb += [want.eq(sent == 0), issue_we.eq(1),
+                             issue_sel.eq(Mux(half, 0b1100, 0b0011)),
+                             issue_dat.eq(avail.replicate(2))]
+                with m.If(issued):
+                    m.d.sync += sent.eq(1)
+                with m.If(answered):
+                    m.d.sync += [sent.eq(0), published.bit_select(q, 1).eq(1)]
+                    m.next = "AVAIL"
+                guard()
+
+            with m.State("HEAD"):
+                control(driver_base, 4 + ((avail & mask) << 1))
+                m.d.comb += want.eq(sent == 0)
+                with m.If(issued):
+                    m.d.sync += sent.eq(1)
+                with m.If(answered):
+                    m.d.sync += [sent.eq(0), index.eq(halfword), head.eq(halfword),
+                                 chain_len.eq(0), readable_count.eq(0), seen_writable.eq(0),
+                                 readable_total.eq(0), writable_total.eq(0)]
+                    with m.If(~bus.err & (halfword >= size)):
+                        fault(RingError.HEAD)
+                    with m.Else():
+                        m.next = "DESC"
+                guard()
+
+            with m.State("DESC"):
+                # The descriptor's four words, requested back to back.
+                control(desc_base, Cat(Const(0, 2), sent[:2], index))
+                m.d.comb += want.eq(sent != 4)
+                with m.If(issued):
+                    m.d.sync += sent.eq(sent + 1)
+                with m.If(answered):
+                    m.d.sync += [words[got[:2]].eq(data_in), got.eq(got + 1)]
+                with m.If((got == 4) & (outstanding == 0)):
+                    m.d.sync += [sent.eq(0), got.eq(0)]
+                    m.next = "DESC_CHECK"
+                guard()
+
+            with m.State("DESC_CHECK"):
+                address = Cat(words[0], words[1])
+                length = words[2]
+                flags, following = words[3][:16], words[3][16:]
+                writable = flags & _DESC_F_WRITE != 0
+                end = Signal(65)
+                m.d.comb += end.eq(address + length)
+                total = Signal(33)
+                m.d.comb += total.eq(Mux(writable, writable_total, readable_total) + length)
+                limit = Signal(range(max(self._max_chain, 1 << 16) + 1))
+                m.d.comb += limit.eq(Mux(size < self._max_chain, size, self._max_chain))
+                with m.If(flags & _DESC_F_INDIRECT):
+                    fault(RingError.INDIRECT)
+                with m.Elif(length == 0):
+                    fault(RingError.ZERO_LENGTH)
+                with m.Elif(end[baw:].any() & (end != 1 << baw)):
+                    fault(RingError.BUS)        # beyond the bus, or past 2^64
+                with m.Elif(seen_writable & ~writable):
+                    fault(RingError.ORDER)
+                with m.Elif(total[32]):
+                    fault(RingError.TOTAL)
+                with m.Elif((flags & _DESC_F_NEXT != 0) & (following >= size)):
+                    fault(RingError.NEXT)
+                with m.Elif((flags & _DESC_F_NEXT != 0) & (chain_len + 1 >= limit)):
+                    fault(RingError.TOO_LONG)
+                with m.Else():
+                    m.d.comb += [store_w.addr.eq(chain_len), store_w.en.eq(1),
+                                 store_w.data.address.eq(address[:baw]),
+                                 store_w.data.length.eq(length),
+                                 store_w.data.writable.eq(writable)]
+                    m.d.sync += [chain_len.eq(chain_len + 1), seen_writable.eq(writable),
+                                 index.eq(following)]
+                    with m.If(writable):
+                        m.d.sync += writable_total.eq(total)
+                    with m.Else():
+                        m.d.sync += [readable_total.eq(total),
+                                     readable_count.eq(readable_count + 1)]
+                    with m.If(flags & _DESC_F_NEXT):
+                        m.next = "DESC"
+                    with m.Else():
+                        m.next = "REQUEST"
+                guard()
+
+            with m.State("REQUEST"):
+                m.d.comb += [self.request.valid.eq(1),
+                             packer.load.eq(1), packer.total.eq(readable_total),
+                             unpacker.clear.eq(1), fifo_clear.eq(1)]
+                m.d.comb += [self.request.p.queue.eq(q), self.request.p.head.eq(head),
+                             self.request.p.readable.eq(readable_total),
+                             self.request.p.writable.eq(writable_total)]
+                m.d.sync += [slot.eq(0), written.eq(0), discard.eq(0)]
+                with m.If(self.request.ready):
+                    m.next = "LOAD"
+                guard()
+
+            with m.State("LOAD"):
+                # The store's read port has one cycle of latency.
+                m.d.comb += [store_r.addr.eq(slot)]
+                with m.If(slot == readable_count):
+                    m.next = "LOAD_WRITE"
+                with m.Else():
+                    m.next = "LOAD_READ"
+                guard(holding=True)
+
+            with m.State("LOAD_READ"):
+                entry = store_r.data
+                span = Signal(34)
+                m.d.comb += span.eq(entry.address[:2] + entry.length + 3)
+                m.d.sync += [cur_addr.eq(entry.address), cur_lo.eq(entry.address[:2]),
+                             cur_end.eq((entry.address[:2] + entry.length - 1)[:2]),
+                             words_left.eq(span[2:]), answers_left.eq(span[2:]),
+                             first_answer.eq(1), slot.eq(slot + 1)]
+                m.next = "READ"
+                guard(holding=True)
+
+            with m.State("READ"):
+                m.d.comb += [issue_adr.eq(cur_addr[2:])]
+                m.d.comb += want.eq((words_left != 0) & (fifo.level + outstanding < OUTSTANDING))
+                with m.If(issued):
+                    m.d.sync += [cur_addr.eq(cur_addr + 4), words_left.eq(words_left - 1)]
+                answer = Signal(PackerInput)
+                last_word = answers_left == 1
+                hi = Mux(last_word, cur_end + 1, 4)
+                lo = Mux(first_answer, cur_lo, 0)
+                m.d.comb += [answer.data.eq(data_in), answer.lo.eq(lo), answer.n.eq(hi - lo),
+                             fifo.w_data.eq(answer.as_value()), fifo.w_en.eq(answered & ~bus.err)]
+                with m.If(answered):
+                    m.d.sync += [answers_left.eq(answers_left - 1), first_answer.eq(0)]
+                    with m.If(last_word):
+                        m.next = "READ_NEXT"
+                guard(holding=True)
+
+            with m.State("READ_NEXT"):
+                with m.If(slot != readable_count):
+                    m.d.comb += store_r.addr.eq(slot)
+                    m.next = "LOAD_READ"
+                with m.Elif(packer.done):
+                    m.next = "LOAD"
+                guard(holding=True)
+
+            with m.State("LOAD_WRITE"):
+                m.d.comb += [write_phase.eq(1)]
+                entry = store_r.data
+                with m.If(slot == chain_len):
+                    m.d.sync += discard.eq(1)
+                with m.Else():
+                    m.d.sync += [cur_addr.eq(entry.address), cur_left.eq(entry.length),
+                                 slot.eq(slot + 1)]
+                m.next = "WRITE"
+                guard(holding=True)
+
+            with m.State("WRITE"):
+                m.d.comb += [write_phase.eq(1),
+                             unpacker.lane.eq(Mux(discard, 0, cur_addr[:2])),
+                             unpacker.room.eq(Mux(discard | (cur_left > 4), 4, cur_left)),
+                             issue_adr.eq(cur_addr[2:]), issue_we.eq(1),
+                             issue_sel.eq(unpacker.o.p.sel), issue_dat.eq(unpacker.o.p.data)]
+                with m.If(discard):
+                    m.d.comb += unpacker.o.ready.eq(1)
+                with m.Else():
+                    m.d.comb += [want.eq(unpacker.o.valid),
+                                 unpacker.o.ready.eq(credit & ~bus.stall)]
+                    with m.If(issued):
+                        n = unpacker.o.p.n
+                        m.d.sync += [cur_addr.eq(cur_addr + n), cur_left.eq(cur_left - n),
+                                     written.eq(written + n)]
+                        with m.If(cur_left == n):
+                            m.d.comb += store_r.addr.eq(slot)
+                            m.next = "LOAD_WRITE"
+                with m.If(unpacker.done):
+                    m.next = "FLUSH"
+                guard(holding=True)
+
+            with m.State("FLUSH"):
+                # Every data write acknowledged before the used ring is touched (§2.7.8.2).
+                with m.If(outstanding == 0):
+                    m.next = "USED"
+                guard(holding=True)
+
+            with m.State("USED"):
+                control(device_base, 4 + ((avail & mask) << 3) + Mux(sent == 1, 4, 0))
+                m.d.comb += [want.eq(sent < 2), issue_we.eq(1), issue_sel.eq(0b1111),
+                             issue_dat.eq(Mux(sent == 0, head, written))]
+                with m.If(issued):
+                    m.d.sync += sent.eq(sent + 1)
+                with m.If((sent == 2) & (outstanding == 0)):
+                    m.d.sync += sent.eq(0)
+                    m.next = "USED_IDX"
+                guard()
+
+            with m.State("USED_IDX"):
+                control(device_base, 2)
+                m.d.comb += [want.eq(sent == 0), issue_we.eq(1), issue_sel.eq(0b1100),
+                             issue_dat.eq(new_used << 16)]
+                with m.If(issued):
+                    m.d.sync += sent.eq(1)
+                with m.If(answered):
+                    m.d.sync += sent.eq(0)
+                    m.next = "INTERRUPT"
+                guard()
+
+            with m.State("INTERRUPT"):
+                # §2.7.10 (EVENT_IDX: vring_need_event for one new buffer) or §2.7.7.2.
+                control(driver_base, Mux(self.event_idx, 4 + (size << 1), 0))
+                m.d.comb += want.eq(sent == 0)
+                with m.If(issued):
+                    m.d.sync += sent.eq(1)
+                with m.If(answered & ~bus.err):
+                    m.d.sync += [sent.eq(0), last_avail[q].eq(new_used),
+                                 published.bit_select(q, 1).eq(0),
+                                 pending.bit_select(q, 1).eq(1)]
+                    notify = Mux(self.event_idx, halfword == avail,
+                                 (halfword & _AVAIL_F_NO_INTERRUPT) == 0)
+                    with m.If(notify):
+                        m.d.comb += self.queues.used.bit_select(q, 1).eq(1)
+                    m.next = "IDLE"
+                guard()
+
+            with m.State("FAULT"):
+                # D11: bus cycles in flight complete, then the device stops until reset.
+                with m.If(outstanding == 0):
+                    m.d.comb += [self.needs_reset.eq(1), self.abort.eq(1)]
+                    m.d.sync += broken.eq(1)
+                    m.next = "IDLE"
+
+            with m.State("DRAIN"):
+                with m.If(outstanding == 0):
+                    m.d.comb += self.abort.eq(1)
+                    m.next = "IDLE"
+
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | (outstanding != 0) |
+                                 ((pending & self.queues.ready).any() & ~broken))
+
+        # Notifications (never refused); a queue's state is cleared while it is not ready.
+        m.d.comb += self.notify.ready.eq(1)
+        with m.If(self.notify.valid & (self.notify.p.queue < nq)):
+            m.d.sync += pending.bit_select(self.notify.p.queue[:max(1, ceil_log2(nq))], 1).eq(1)
+        for i in range(nq):
+            with m.If(~self.queues.ready[i] | self.reset):
+                m.d.sync += [pending[i].eq(0), checked[i].eq(0), published[i].eq(0),
+                             last_avail[i].eq(0), shadow_avail[i].eq(0)]
+        with m.If(self.reset):
+            m.d.sync += [broken.eq(0), self.error_case.eq(0)]
+        return m

@@ -1,0 +1,113 @@
+"""Guest memory on a bus master's Wishbone B4 pipelined port, in simulation.
+
+:class:`WishboneMemory` serves an initiator such as :class:`hw.virtqueue.VirtqueueEngine` from a
+:class:`sim.memory.GuestMemory`, as a background testbench. It takes a request in every cycle
+in which it does not stall, and answers each, in order, after a latency; a write lands, and a
+read is sampled, when it is answered. Stalls and latencies are drawn from a seeded generator
+(random wait states), and any request touching a *faulty* range, or outside guest memory, is
+answered with ``err`` and changes nothing (error injection).
+
+It records every answered request in :attr:`log` as :class:`Access` and checks the initiator's
+side of the handshake: an ``ack``/``err`` is only ever given for a request taken, and ``cyc``
+must stay high while requests are in flight (:attr:`violations`).
+"""
+
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from .memory import MemoryFault
+
+
+__all__ = ["Access", "WishboneMemory"]
+
+
+@dataclass(frozen=True)
+class Access:
+    cycle: int          # when it was answered
+    write: bool
+    address: int        # byte address of the word
+    sel: int
+    data: int           # written, or read
+    error: bool
+
+
+class WishboneMemory:
+    """A pipelined Wishbone target over ``memory``.
+
+    Parameters
+    ----------
+    memory : GuestMemory
+    stall : float
+        Probability that the target stalls in a cycle (0: never).
+    latency : (int, int)
+        Least and most cycles from a request taken to its answer (1: the next cycle).
+    faults : iterable of (int, int)
+        Byte ranges ``[start, end)`` whose accesses are answered with ``err``.
+    seed : int
+    """
+
+    def __init__(self, memory, *, stall=0.0, latency=(1, 1), faults=(), seed=0):
+        low, high = latency
+        if not 1 <= low <= high:
+            raise ValueError(f"latency must be (low, high) with 1 <= low <= high, not "
+                             f"{latency!r}")
+        if not 0 <= stall < 1:
+            raise ValueError(f"stall must be a probability below 1, not {stall!r}")
+        self.memory = memory
+        self.stall = stall
+        self.latency = latency
+        self.faults = list(faults)
+        self.random = random.Random(seed)
+        self.log = []
+        self.violations = []
+        self.cycle = 0
+
+    def _faulty(self, address):
+        return any(start < address + 4 and address < end for start, end in self.faults)
+
+    def _answer(self, write, address, sel, data):
+        error = self._faulty(address)
+        if not error:
+            try:
+                word = self.memory.read_int(address, 4)
+                if write:
+                    mask = sum(0xff << 8 * lane for lane in range(4) if sel >> lane & 1)
+                    word = word & ~mask | data & mask
+                    self.memory.write_int(address, word, 4)
+                data = word if not write else data
+            except MemoryFault:
+                error = True
+        access = Access(self.cycle, write, address, sel, data if not error else 0, error)
+        self.log.append(access)
+        return access
+
+    def writes(self):
+        return [access for access in self.log if access.write]
+
+    async def serve(self, ctx, bus):
+        """The target, as a background testbench on ``bus`` (the initiator's port)."""
+        in_flight = deque()             # (due cycle, write, address, sel, data)
+        stalled = self.random.random() < self.stall
+        ctx.set(bus.stall, stalled)
+        signals = (bus.cyc, bus.stb, bus.we, bus.adr, bus.sel, bus.dat_w)
+        async for _, _, cyc, stb, we, adr, sel, dat_w in ctx.tick().sample(*signals):
+            self.cycle += 1
+            if in_flight and not cyc:
+                self.violations.append(f"cycle {self.cycle}: cyc dropped with "
+                                       f"{len(in_flight)} requests in flight")
+                in_flight.clear()
+            if cyc and stb and not stalled:
+                due = self.cycle + self.random.randint(*self.latency) - 1
+                in_flight.append((due, bool(we), adr << 2, sel, dat_w))
+            ack = err = 0
+            data = 0
+            if in_flight and in_flight[0][0] <= self.cycle:
+                _, write, address, sel_, dat = in_flight.popleft()
+                access = self._answer(write, address, sel_, dat)
+                ack, err, data = int(not access.error), int(access.error), access.data
+            ctx.set(bus.ack, ack)
+            ctx.set(bus.err, err)
+            ctx.set(bus.dat_r, data)
+            stalled = self.random.random() < self.stall
+            ctx.set(bus.stall, stalled)

@@ -1,0 +1,242 @@
+"""A bench for :class:`hw.virtqueue.VirtqueueEngine` in simulation: rings, memory and a device.
+
+:class:`EngineBench` puts the engine between
+
+* guest memory on its bus (:class:`sim.busmemory.WishboneMemory`, with wait states and error
+  injection if asked for), in which the tests lay out rings with :class:`sim.virtqueue.DriverRing`;
+* a driver model of the transport's device side: ``queues`` set directly
+  (:meth:`EngineBench.set_queue`), notifications offered on ``notify``;
+* a device model on the engine's streams (:class:`StreamDevice`): it takes every request, reads
+  its readable bytes (with random back-pressure if asked for) and writes what ``respond`` returns.
+
+It records the requests, the ``used`` pulses and the ``needs_reset`` pulses, and every wait it
+offers is bounded (:exc:`TimeoutError` naming what it waited for).
+"""
+
+import random
+from dataclasses import dataclass, field
+
+from amaranth.sim import Simulator
+
+from hw.virtqueue import VirtqueueEngine
+
+from .busmemory import WishboneMemory
+from .memory import GuestMemory
+from .virtqueue import DriverRing
+
+
+__all__ = ["Request", "StreamDevice", "EngineBench"]
+
+
+@dataclass
+class Request:
+    queue: int
+    head: int
+    readable: int
+    writable: int
+    data: bytes = b""           # the readable bytes as the device got them
+    written: int = 0            # bytes the device sent back
+    complete: bool = False
+
+
+def _beats(payload):
+    """``payload`` as (data, count, last) write beats; one empty last beat for no bytes."""
+    if not payload:
+        return [(0, 0, 1)]
+    chunks = [payload[i:i + 4] for i in range(0, len(payload), 4)]
+    return [(int.from_bytes(chunk, "little"), len(chunk), int(i == len(chunks) - 1))
+            for i, chunk in enumerate(chunks)]
+
+
+class StreamDevice:
+    """Device logic on the engine's ``request``, ``read`` and ``write`` streams.
+
+    Parameters
+    ----------
+    respond : callable
+        ``respond(request) -> bytes``: what to write back for a request (its ``data`` filled).
+    refuse : callable or None
+        ``refuse(request) -> bool``: raise ``error`` for this request (D11 case 10).
+    backpressure : float
+        Probability of holding ``ready``/``valid`` low in a cycle.
+    seed : int
+    """
+
+    def __init__(self, respond, *, refuse=None, backpressure=0.0, seed=0):
+        self.respond = respond
+        self.refuse = refuse
+        self.backpressure = backpressure
+        self.random = random.Random(seed)
+        self.requests = []
+
+    def _pause(self):
+        return self.backpressure and self.random.random() < self.backpressure
+
+    async def run(self, ctx, engine):
+        beats = []
+        current = None
+        want = 0
+        ctx.set(engine.request.ready, 1)
+        signals = (engine.request.valid, engine.request.p, engine.read.valid, engine.read.p,
+                   engine.write.ready, engine.abort)
+        async for _, _, req_valid, req, rd_valid, rd, wr_ready, abort in \
+                ctx.tick().sample(*signals):
+            ctx.set(engine.error, 0)
+            if abort:
+                current, beats = None, []
+            took_request = req_valid and ctx.get(engine.request.ready) if current is None \
+                else False
+            if current is not None and current.readable > len(current.data) and rd_valid \
+                    and self._last_read_ready:
+                chunk = rd.data.to_bytes(4, "little")[:min(4, want - len(current.data))]
+                current.data += chunk
+            if beats and wr_ready and self._last_write_valid:
+                beats.pop(0)
+                if not beats:
+                    current.complete = True
+                    current = None
+            if took_request:
+                current = Request(req.queue, req.head, req.readable, req.writable)
+                self.requests.append(current)
+                want = current.readable
+                if self.refuse is not None and self.refuse(current):
+                    ctx.set(engine.error, 1)
+                    current = None
+            if current is not None and not beats and len(current.data) == want:
+                payload = self.respond(current)
+                current.written = len(payload)
+                beats = _beats(payload)
+            ctx.set(engine.request.ready, int(current is None))
+            read_ready = int(current is not None and len(current.data) < want and
+                             not self._pause())
+            ctx.set(engine.read.ready, read_ready)
+            self._last_read_ready = read_ready
+            write_valid = int(bool(beats) and not self._pause())
+            if beats:
+                data, count, last = beats[0]
+                ctx.set(engine.write.p.data, data)
+                ctx.set(engine.write.p.count, count)
+                ctx.set(engine.write.p.last, last)
+            ctx.set(engine.write.valid, write_valid)
+            self._last_write_valid = write_valid
+
+    _last_read_ready = 0
+    _last_write_valid = 0
+
+
+@dataclass
+class _Events:
+    used: list = field(default_factory=list)            # (cycle, queue)
+    needs_reset: list = field(default_factory=list)     # cycles
+
+
+class EngineBench:
+    """The engine, guest memory on its bus and a device, in one simulation.
+
+    Parameters
+    ----------
+    respond, refuse, backpressure
+        For :class:`StreamDevice` (default: write nothing back).
+    memory_size : int
+        Bytes of guest memory, from address 0.
+    stall, latency, faults, seed
+        For :class:`sim.busmemory.WishboneMemory`.
+    **engine
+        For :class:`hw.virtqueue.VirtqueueEngine` (``num_queues``, ``addr_width``,
+        ``max_chain``).
+    """
+
+    def __init__(self, *, respond=lambda request: b"", refuse=None, backpressure=0.0,
+                 memory_size=1 << 16, stall=0.0, latency=(1, 1), faults=(), seed=0,
+                 event_idx=False, **engine):
+        engine.setdefault("num_queues", 1)
+        engine.setdefault("addr_width", 20)
+        self.engine = VirtqueueEngine(**engine)
+        self.guest = GuestMemory(bytearray(memory_size))
+        self.memory = WishboneMemory(self.guest, stall=stall, latency=latency, faults=faults,
+                                     seed=seed)
+        self.device = StreamDevice(respond, refuse=refuse, backpressure=backpressure,
+                                   seed=seed + 1)
+        self.event_idx = event_idx
+        self.events = _Events()
+        self.cycle = 0
+        self._queues = {}
+
+    @property
+    def requests(self):
+        return self.device.requests
+
+    def ring(self, queue, *, size, base):
+        """Lay out queue ``queue``'s ring at ``base`` and remember it for :meth:`set_queue`."""
+        ring = DriverRing(self.guest, size=size, base=base)
+        self._queues[queue] = ring
+        return ring
+
+    def set_queue(self, ctx, queue, ready=True, *, size=None):
+        """The driver's QueueNum/addresses/QueueReady for ``queue`` (its ring from
+        :meth:`ring`)."""
+        ring = self._queues[queue]
+        queues = self.engine.queues
+        ctx.set(queues.size[queue], ring.size if size is None else size)
+        ctx.set(queues.desc[queue], ring.desc)
+        ctx.set(queues.driver[queue], ring.driver)
+        ctx.set(queues.device[queue], ring.device)
+        ready_bits = ctx.get(queues.ready)
+        ctx.set(queues.ready, ready_bits | 1 << queue if ready else ready_bits & ~(1 << queue))
+
+    async def notify(self, ctx, queue):
+        ctx.set(self.engine.notify.p.queue, queue)
+        ctx.set(self.engine.notify.valid, 1)
+        await ctx.tick()
+        ctx.set(self.engine.notify.valid, 0)
+
+    async def reset(self, ctx):
+        ctx.set(self.engine.reset, 1)
+        await ctx.tick()
+        ctx.set(self.engine.reset, 0)
+
+    async def until_idle(self, ctx, *, bound=100_000, what="the engine to finish"):
+        """Tick until the engine is idle and the device holds nothing (bounded)."""
+        quiet = 0
+        for _ in range(bound):
+            await ctx.tick()
+            idle = not ctx.get(self.engine.busy) and not ctx.get(self.engine.request.valid)
+            quiet = quiet + 1 if idle else 0
+            if quiet >= 4:
+                return
+        raise TimeoutError(f"waited {bound} cycles for {what}")
+
+    async def _monitor(self, ctx):
+        engine = self.engine
+        async for _, _, used, needs_reset in ctx.tick().sample(engine.queues.used,
+                                                               engine.needs_reset):
+            self.cycle += 1
+            for queue in range(engine.num_queues):
+                if used >> queue & 1:
+                    self.events.used.append((self.cycle, queue))
+            if needs_reset:
+                self.events.needs_reset.append(self.cycle)
+
+    def run(self, testbench, *, vcd=None):
+        """Run ``testbench(ctx)`` with the memory, device and monitors in the background."""
+        sim = Simulator(self.engine)
+        sim.add_clock(1e-8)
+
+        async def setup(ctx):
+            ctx.set(self.engine.event_idx, int(self.event_idx))
+            await testbench(ctx)
+        async def memory(ctx):
+            await self.memory.serve(ctx, self.engine.bus)
+
+        async def device(ctx):
+            await self.device.run(ctx, self.engine)
+        sim.add_testbench(memory, background=True)
+        sim.add_testbench(device, background=True)
+        sim.add_testbench(self._monitor, background=True)
+        sim.add_testbench(setup)
+        if vcd is None:
+            sim.run()
+        else:
+            with sim.write_vcd(vcd):
+                sim.run()
+        assert not self.memory.violations, self.memory.violations
