@@ -1,4 +1,5 @@
-"""AXI4-Lite: the bus signature, a target bridge onto the Wishbone register block, an MSI master.
+"""AXI4-Lite: the bus signature, a target bridge onto the Wishbone register block, an MSI master,
+a master adapter for a pipelined Wishbone initiator.
 
 :class:`Signature` is AXI4-Lite (AMBA AXI and ACE, IHI 0022, part B) with 32-bit data, written
 from the initiator's side like :class:`hw.wishbone.Signature`; addresses are *byte* addresses.
@@ -7,10 +8,13 @@ from the initiator's side like :class:`hw.wishbone.Signature`; addresses are *by
   port: ``wiring.connect(m, bridge.wb, transport.bus)``.
 * :class:`AXI4LiteMSIMaster` performs the transport's MSI stream as AXI4-Lite writes, next to
   :class:`hw.msi.MSIWishboneMaster`.
+* :class:`WishboneToAXI4Lite` puts a pipelined Wishbone initiator (the virtqueue engine's guest
+  memory bus) on an AXI4-Lite interconnect: ``wiring.connect(m, engine.bus, adapter.wb)``.
 """
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import enum, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out, flipped
 
 from . import wishbone
@@ -19,7 +23,8 @@ from .msi import MSIMessage
 from .transport import VirtioMMIOTransport
 
 
-__all__ = ["Response", "Signature", "AXI4LiteToWishbone", "AXI4LiteMSIMaster", "AXI4LiteTransport"]
+__all__ = ["Response", "Signature", "AXI4LiteToWishbone", "AXI4LiteMSIMaster", "AXI4LiteTransport",
+           "WishboneToAXI4Lite"]
 
 
 class Response(enum.Enum, shape=2):
@@ -367,4 +372,149 @@ class AXI4LiteTransport(wiring.Component):
         wiring.connect(m, flipped(self.device), transport.device)
         if "msi" in self.signature.members:
             wiring.connect(m, flipped(self.msi), transport.msi)
+        return m
+
+
+def _failed(response):
+    """SLVERR or DECERR: the transaction failed (OKAY and EXOKAY did not)."""
+    return (response == Response.SLVERR) | (response == Response.DECERR)
+
+
+class WishboneToAXI4Lite(wiring.Component):
+    """Pipelined Wishbone target in, AXI4-Lite initiator out: every Wishbone request becomes one
+    AXI4-Lite transaction, and the answers come back in request order.
+
+    Parameters
+    ----------
+    addr_width : int
+        Width of the Wishbone word address, 1 to 62; the AXI4-Lite byte address is 2 bits wider.
+
+    Members
+    -------
+    wb : In(wishbone.Signature(addr_width=addr_width, features=("err", "stall")))
+        Wishbone B4 pipelined target port: ``wiring.connect(m, engine.bus, adapter.wb)``.
+    axi : Out(Signature(addr_width=addr_width + 2))
+        The AXI4-Lite initiator port, onto an interconnect or a memory.
+
+    Operation
+    ---------
+    * A request is taken in every cycle with ``cyc`` and ``stb`` high and ``stall`` low, into a
+      queue of two requests. ``stall`` is high while the queue is full; it comes from the
+      adapter's own state only, never combinationally from either bus.
+    * The request at the head of the queue becomes a read (ARVALID, ``araddr = adr * 4``) or a
+      write (AWVALID and WVALID from the same cycle, ``awaddr = adr * 4``, ``wdata = dat_w``,
+      ``wstrb = sel``). Every valid stays high, its payload unchanged, until its own handshake;
+      AW and W may be accepted in either order. The request leaves the queue with its AR
+      handshake, or with the later of its AW and W handshakes. A read's ``sel`` is not carried:
+      an AXI4-Lite read is a whole word.
+    * Order: up to :attr:`OUTSTANDING` transactions are outstanding, all of one kind (all reads
+      or all writes). A request of the other kind waits at the head of the queue (without
+      raising a valid) until every outstanding transaction has been answered. AXI4-Lite answers
+      the transactions of one channel in issue order, but R and B are separate channels with no
+      order between them: draining before switching kind is what keeps a read and a write in
+      request order. Any mix of reads and writes is served; each switch costs a drain.
+    * Each response handshake gives one cycle of ``ack`` (OKAY or EXOKAY) or ``err`` (SLVERR or
+      DECERR) in the next cycle, with ``dat_r = rdata`` for a read: exactly one answer per
+      request, in request order. RREADY (BREADY) is high while reads (writes) are outstanding.
+    * ``cyc`` must stay high until every request taken has been answered, as
+      :class:`hw.wishbone.Signature` requires: an AXI4-Lite transaction cannot be cancelled, so
+      the adapter has no abort, and answers to requests taken are given whatever ``cyc`` does.
+    * ``awprot`` and ``arprot`` are 0 (unprivileged, secure, data access).
+
+    Latency
+    -------
+    A request taken in cycle N is valid on AR (or AW and W) from cycle N+1. With a target that
+    takes it at once and responds in the next cycle, ``ack`` (or ``err``) is high in cycle N+3.
+    Requests of one kind are taken one per cycle while the target keeps up. A request of the
+    other kind goes out in the cycle after the last outstanding response handshake.
+
+    Raises
+    ------
+    TypeError
+        If ``addr_width`` is not an integer.
+    ValueError
+        If ``addr_width`` is not from 1 to 62.
+    """
+
+    #: AXI4-Lite transactions, all of one kind, that the adapter keeps outstanding.
+    OUTSTANDING = 4
+
+    def __init__(self, *, addr_width):
+        self._addr_width = check_int("addr_width", addr_width, "an integer from 1 to 62",
+                                     lambda width: 1 <= width <= 62)
+        super().__init__({
+            "wb":  In(wishbone.Signature(addr_width=addr_width, features=("err", "stall"))),
+            "axi": Out(Signature(addr_width=addr_width + 2)),
+        })
+
+    @property
+    def addr_width(self):
+        return self._addr_width
+
+    def elaborate(self, platform):
+        m = Module()
+        wb, axi = self.wb, self.axi
+
+        # Two entries: one request a cycle goes in while the head leaves in the cycle it is
+        # presented, and stall never waits on the AXI4-Lite readies.
+        layout = data.StructLayout({"adr": self._addr_width, "we": 1, "sel": 4, "dat_w": 32})
+        m.submodules.queue = queue = SyncFIFO(width=layout.size, depth=2)
+        taken = Signal(layout)
+        head = Signal(layout)
+        m.d.comb += [
+            taken.adr.eq(wb.adr), taken.we.eq(wb.we), taken.sel.eq(wb.sel),
+            taken.dat_w.eq(wb.dat_w),
+            queue.w_data.eq(taken), queue.w_en.eq(wb.cyc & wb.stb), wb.stall.eq(~queue.w_rdy),
+            head.eq(queue.r_data),
+        ]
+
+        outstanding = Signal(range(self.OUTSTANDING + 1))
+        writing = Signal()                      # the kind of the outstanding transactions
+        aw_sent = Signal()                      # the head's AW handshake is done
+        w_sent = Signal()                       # the head's W handshake is done
+
+        # Once raised, `present` stays high until the head is issued: the head does not change,
+        # and `outstanding` only falls while the head waits. So every valid below is held until
+        # its handshake and never depends on a ready (IHI 0022 §A3.2.1).
+        present = Signal()
+        m.d.comb += present.eq(queue.r_rdy & (outstanding != self.OUTSTANDING) &
+                               ((outstanding == 0) | (writing == head.we)))
+        address = Cat(Const(0, 2), head.adr)
+        m.d.comb += [
+            axi.araddr.eq(address), axi.awaddr.eq(address),
+            axi.wdata.eq(head.dat_w), axi.wstrb.eq(head.sel),
+            axi.arvalid.eq(present & ~head.we),
+            axi.awvalid.eq(present & head.we & ~aw_sent),
+            axi.wvalid.eq(present & head.we & ~w_sent),
+        ]
+        aw_handshake = axi.awvalid & axi.awready
+        w_handshake = axi.wvalid & axi.wready
+        issued = Signal()
+        m.d.comb += [
+            issued.eq(Mux(head.we, present & (aw_sent | aw_handshake) & (w_sent | w_handshake),
+                          axi.arvalid & axi.arready)),
+            queue.r_en.eq(issued),
+        ]
+        with m.If(issued):
+            m.d.sync += [aw_sent.eq(0), w_sent.eq(0), writing.eq(head.we)]
+        with m.Else():
+            with m.If(aw_handshake):
+                m.d.sync += aw_sent.eq(1)
+            with m.If(w_handshake):
+                m.d.sync += w_sent.eq(1)
+
+        # A write counts as outstanding from its later handshake, when B may follow (AXI4 makes
+        # B wait for both AW and W); a read from its AR handshake.
+        m.d.comb += [axi.rready.eq((outstanding != 0) & ~writing),
+                     axi.bready.eq((outstanding != 0) & writing)]
+        r_handshake = axi.rvalid & axi.rready
+        answered = r_handshake | (axi.bvalid & axi.bready)
+        failed = Mux(writing, _failed(axi.bresp), _failed(axi.rresp))
+        m.d.sync += [
+            outstanding.eq(outstanding + issued - answered),
+            wb.ack.eq(answered & ~failed),
+            wb.err.eq(answered & failed),
+        ]
+        with m.If(r_handshake):
+            m.d.sync += wb.dat_r.eq(axi.rdata)
         return m

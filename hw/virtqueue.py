@@ -236,7 +236,7 @@ class VirtqueueEngine(wiring.Component):
         credit = Signal()                       # room for another request in flight
         issue_adr = Signal(self._addr_width)
         issue_we = Signal()
-        issue_sel = Signal(4)
+        issue_sel = Signal(4, init=0b1111)     # reads take the whole word
         issue_dat = Signal(32)
         m.d.comb += [
             bus.cyc.eq(want | (outstanding != 0)),
@@ -308,7 +308,6 @@ class VirtqueueEngine(wiring.Component):
         first_answer = Signal()
         discard = Signal()                      # no writable buffer left: drop the bytes
         written = Signal(32)
-        bus_error = Signal()
 
         # --- the chain in hand ---------------------------------------------------------------
         new_used = Signal(16)
@@ -330,6 +329,7 @@ class VirtqueueEngine(wiring.Component):
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
+                m.d.sync += [sent.eq(0), got.eq(0)]     # a chain given up left them anywhere
                 candidates = Signal(nq)
                 m.d.comb += candidates.eq(pending & self.queues.ready)
                 with m.If(~broken & candidates.any()):
@@ -358,7 +358,7 @@ class VirtqueueEngine(wiring.Component):
                 # First use of the queue (D11 case 12, and case 8 for an unreachable ring).
                 areas = [Signal(64, name=f"{name}_area") for name in ("desc", "driver", "device")]
                 m.d.comb += [area.eq(Array(getattr(self.queues, name))[q])
-                             for area, name in zip(areas, ("desc", "driver", "device"))]
+                             for area, name in zip(areas, ("desc", "driver", "device"), strict=True)]
                 beyond = Cat(area[baw:] for area in areas).any()
                 misaligned = (areas[0][:2].any() | areas[1][0] | areas[2][:2].any())
                 with m.If((size == 0) | (size & mask).any()):

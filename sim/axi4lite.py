@@ -1,4 +1,5 @@
-"""AXI4-Lite bus-functional models: accesses from an initiator, an MMIO accessor, a write sink.
+"""AXI4-Lite bus-functional models: accesses from an initiator, an MMIO accessor, a write sink,
+a memory target.
 
 :func:`axi_read` / :func:`axi_write` perform one AXI4-Lite transaction against a target's port
 (``bridge.axi``) and check that it completes: each address (and write data) is accepted and
@@ -6,18 +7,23 @@ answered exactly once within ``timeout`` cycles. :class:`AXIMMIO` is the byte-ad
 ``read(offset, size)`` / ``write(offset, value, size)`` accessor the driver model
 (:mod:`sim.driver`) runs over, like :class:`sim.bus.SimMMIO` for Wishbone. :class:`AXIWriteSink`
 is an AXI4-Lite target that records writes with random backpressure (an interrupt controller's
-MSI doorbell).
+MSI doorbell). :class:`AXIMemory` is an AXI4-Lite target over guest memory for an initiator
+(:class:`hw.axi4lite.WishboneToAXI4Lite`): several transactions outstanding, random waits,
+error injection and a check of the initiator's side of every handshake.
 """
 
 import random
+from collections import deque
 from dataclasses import dataclass
 
 from hw.axi4lite import Response
 
 from .bus import BusError, WaitTimeout, lanes, wait_until
+from .memory import MemoryFault
 
 
-__all__ = ["axi_read", "axi_write", "AXIMMIO", "AXIWriteSink", "Write"]
+__all__ = ["axi_read", "axi_write", "AXIMMIO", "AXIWriteSink", "Write", "Transaction",
+           "AXIMemory"]
 
 
 async def axi_read(ctx, bus, addr, *, timeout=32):
@@ -163,3 +169,171 @@ class AXIWriteSink:
             ctx.set(bus.wready, wready)
             ctx.set(bus.bvalid, bvalid)
             ctx.set(bus.bresp, self.response)
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A transaction :class:`AXIMemory` answered."""
+    cycle: int          # when its response became valid
+    write: bool
+    addr: int           # byte address
+    data: int           # written (under strb), or read (0 when it failed)
+    strb: int           # wstrb of a write, 0b1111 for a read
+    response: Response
+
+
+class AXIMemory:
+    """An AXI4-Lite target over guest memory; add :meth:`run` as a background testbench.
+
+    AR, AW and W are each accepted up to ``depth`` transactions ahead of their responses, every
+    ready held low in a cycle with probability ``stall``; W may come before its AW (writes pair
+    in order). A read's RVALID rises ``latency`` cycles after its AR handshake at the earliest
+    (1: the next cycle), a write's BVALID that long after the later of its AW and W handshakes;
+    responses come in order on each channel and every RVALID/BVALID stays high until its
+    handshake. A write lands, and a read is sampled, when its response becomes valid.
+
+    A transaction touching a range of ``faults`` gets that range's response (SLVERR or DECERR:
+    a write changes nothing, a read returns 0; OKAY or EXOKAY: performed). Otherwise an address
+    outside guest memory gets DECERR, one not word-aligned SLVERR.
+
+    What it records: :attr:`log`, the transactions in the order answered (:class:`Transaction`);
+    :attr:`violations`, the initiator's breaks of the handshake rule (a valid dropped, or its
+    payload changed, before its handshake: IHI 0022 §A3.2.1); :attr:`peak`, the most reads and
+    the most writes outstanding at once; :attr:`mixed`, the cycles in which reads and writes were
+    both outstanding.
+
+    Parameters
+    ----------
+    memory : GuestMemory
+    bus : Signature interface
+        The initiator's port (``adapter.axi``).
+    stall : float
+        Probability of holding a ready low in a cycle, below 1.
+    latency : (int, int)
+        Least and most cycles from the address (and data) handshake to the response.
+    faults : iterable of (int, int, Response)
+        Byte ranges ``[start, end)`` and the response they get.
+    depth : int
+        Transactions of each kind accepted ahead of their responses.
+    seed : int
+    """
+
+    def __init__(self, memory, bus, *, stall=0.0, latency=(1, 1), faults=(), depth=8, seed=0):
+        low, high = latency
+        if not 1 <= low <= high:
+            raise ValueError(f"latency must be (low, high) with 1 <= low <= high, not "
+                             f"{latency!r}")
+        if not 0 <= stall < 1:
+            raise ValueError(f"stall must be a probability below 1, not {stall!r}")
+        self.memory = memory
+        self.bus = bus
+        self.stall = stall
+        self.latency = latency
+        self.faults = [(start, end, Response(response)) for start, end, response in faults]
+        self.depth = depth
+        self.random = random.Random(seed)
+        self.log = []
+        self.violations = []
+        self.peak = {"read": 0, "write": 0}
+        self.mixed = 0
+        self.cycle = 0
+
+    def _go(self):
+        return self.random.random() >= self.stall
+
+    def _due(self):
+        return self.cycle + self.random.randint(*self.latency) - 1
+
+    def _perform(self, write, addr, data=0, strb=0b1111):
+        injected = next((response for start, end, response in self.faults
+                         if start < addr + 4 and addr < end), None)
+        response = Response.OKAY if injected is None else injected
+        if response in (Response.SLVERR, Response.DECERR):
+            pass
+        elif addr & 3:
+            response = Response.SLVERR
+        else:
+            try:
+                word = self.memory.read_int(addr, 4)
+                if write:
+                    mask = sum(0xff << 8 * lane for lane in range(4) if strb >> lane & 1)
+                    self.memory.write_int(addr, word & ~mask | data & mask, 4)
+                else:
+                    data = word
+            except MemoryFault:
+                response = Response.DECERR
+        if not write and response in (Response.SLVERR, Response.DECERR):
+            data = 0
+        transaction = Transaction(self.cycle, write, addr, data, strb, response)
+        self.log.append(transaction)
+        return transaction
+
+    def _check_held(self, held, channel, valid, ready, payload):
+        """IHI 0022 §A3.2.1: once VALID is high it stays high, its payload unchanged, until
+        the handshake."""
+        if channel in held:
+            if not valid:
+                self.violations.append(f"cycle {self.cycle}: {channel}VALID dropped before "
+                                       f"its handshake")
+            elif payload != held[channel]:
+                self.violations.append(f"cycle {self.cycle}: {channel} payload changed from "
+                                       f"{held[channel]} to {payload} before its handshake")
+        if valid and not ready:
+            held[channel] = payload
+        else:
+            held.pop(channel, None)
+
+    async def run(self, ctx):
+        bus = self.bus
+        reads = deque()             # (due cycle, addr): AR taken, not yet answered
+        addrs = deque()             # AW taken, waiting for its W
+        datas = deque()             # (data, strb): W taken, waiting for its AW
+        writes = deque()            # (due cycle, addr, data, strb): paired, not yet answered
+        r_busy = b_busy = False     # a response is presented
+        held = {}
+        signals = (bus.arvalid, bus.arready, bus.araddr, bus.awvalid, bus.awready, bus.awaddr,
+                   bus.wvalid, bus.wready, bus.wdata, bus.wstrb, bus.rvalid, bus.rready,
+                   bus.bvalid, bus.bready)
+        async for _, _, *values in ctx.tick().sample(*signals):
+            (arvalid, arready, araddr, awvalid, awready, awaddr, wvalid, wready, wdata, wstrb,
+             rvalid, rready, bvalid, bready) = values
+            self.cycle += 1
+            # what happened in the cycle that just ended
+            self._check_held(held, "AR", arvalid, arready, (araddr,))
+            self._check_held(held, "AW", awvalid, awready, (awaddr,))
+            self._check_held(held, "W", wvalid, wready, (wdata, wstrb))
+            if arvalid and arready:
+                reads.append((self._due(), araddr))
+            if awvalid and awready:
+                addrs.append(awaddr)
+            if wvalid and wready:
+                datas.append((wdata, wstrb))
+            while addrs and datas:
+                writes.append((self._due(), addrs.popleft(), *datas.popleft()))
+            if rvalid and rready:
+                r_busy = False
+            if bvalid and bready:
+                b_busy = False
+            # the next cycle
+            if not r_busy and reads and reads[0][0] <= self.cycle:
+                _, addr = reads.popleft()
+                read = self._perform(False, addr)
+                ctx.set(bus.rdata, read.data)
+                ctx.set(bus.rresp, read.response)
+                r_busy = True
+            if not b_busy and writes and writes[0][0] <= self.cycle:
+                _, addr, data, strb = writes.popleft()
+                write = self._perform(True, addr, data, strb)
+                ctx.set(bus.bresp, write.response)
+                b_busy = True
+            ctx.set(bus.rvalid, r_busy)
+            ctx.set(bus.bvalid, b_busy)
+            in_writes = len(writes) + b_busy
+            ctx.set(bus.arready, len(reads) + r_busy < self.depth and self._go())
+            ctx.set(bus.awready, len(addrs) + in_writes < self.depth and self._go())
+            ctx.set(bus.wready, len(datas) + in_writes < self.depth and self._go())
+            outstanding_reads = len(reads) + r_busy
+            outstanding_writes = max(len(addrs), len(datas)) + in_writes
+            self.peak["read"] = max(self.peak["read"], outstanding_reads)
+            self.peak["write"] = max(self.peak["write"], outstanding_writes)
+            self.mixed += bool(outstanding_reads and outstanding_writes)

@@ -24,7 +24,8 @@ __all__ = ["Access", "WishboneMemory"]
 
 @dataclass(frozen=True)
 class Access:
-    cycle: int          # when it was answered
+    taken: int          # the cycle in which the request was taken
+    cycle: int          # the cycle in which it was answered
     write: bool
     address: int        # byte address of the word
     sel: int
@@ -45,9 +46,12 @@ class WishboneMemory:
     faults : iterable of (int, int)
         Byte ranges ``[start, end)`` whose accesses are answered with ``err``.
     seed : int
+    on_write : callable or None
+        Called with each :class:`Access` that wrote memory, right after it landed (a test's
+        driver acting at that moment).
     """
 
-    def __init__(self, memory, *, stall=0.0, latency=(1, 1), faults=(), seed=0):
+    def __init__(self, memory, *, stall=0.0, latency=(1, 1), faults=(), seed=0, on_write=None):
         low, high = latency
         if not 1 <= low <= high:
             raise ValueError(f"latency must be (low, high) with 1 <= low <= high, not "
@@ -59,6 +63,7 @@ class WishboneMemory:
         self.latency = latency
         self.faults = list(faults)
         self.random = random.Random(seed)
+        self.on_write = on_write
         self.log = []
         self.violations = []
         self.cycle = 0
@@ -66,7 +71,7 @@ class WishboneMemory:
     def _faulty(self, address):
         return any(start < address + 4 and address < end for start, end in self.faults)
 
-    def _answer(self, write, address, sel, data):
+    def _answer(self, taken, write, address, sel, data):
         error = self._faulty(address)
         if not error:
             try:
@@ -78,8 +83,10 @@ class WishboneMemory:
                 data = word if not write else data
             except MemoryFault:
                 error = True
-        access = Access(self.cycle, write, address, sel, data if not error else 0, error)
+        access = Access(taken, self.cycle, write, address, sel, data if not error else 0, error)
         self.log.append(access)
+        if write and not error and self.on_write is not None:
+            self.on_write(access)
         return access
 
     def writes(self):
@@ -87,7 +94,7 @@ class WishboneMemory:
 
     async def serve(self, ctx, bus):
         """The target, as a background testbench on ``bus`` (the initiator's port)."""
-        in_flight = deque()             # (due cycle, write, address, sel, data)
+        in_flight = deque()             # (due cycle, taken cycle, write, address, sel, data)
         stalled = self.random.random() < self.stall
         ctx.set(bus.stall, stalled)
         signals = (bus.cyc, bus.stb, bus.we, bus.adr, bus.sel, bus.dat_w)
@@ -99,12 +106,12 @@ class WishboneMemory:
                 in_flight.clear()
             if cyc and stb and not stalled:
                 due = self.cycle + self.random.randint(*self.latency) - 1
-                in_flight.append((due, bool(we), adr << 2, sel, dat_w))
+                in_flight.append((due, self.cycle, bool(we), adr << 2, sel, dat_w))
             ack = err = 0
             data = 0
             if in_flight and in_flight[0][0] <= self.cycle:
-                _, write, address, sel_, dat = in_flight.popleft()
-                access = self._answer(write, address, sel_, dat)
+                _, taken, write, address, sel_, dat = in_flight.popleft()
+                access = self._answer(taken, write, address, sel_, dat)
                 ack, err, data = int(not access.error), int(access.error), access.data
             ctx.set(bus.ack, ack)
             ctx.set(bus.err, err)

@@ -139,8 +139,10 @@ class EngineBench:
         For :class:`StreamDevice` (default: write nothing back).
     memory_size : int
         Bytes of guest memory, from address 0.
-    stall, latency, faults, seed
+    stall, latency, faults, seed, on_write
         For :class:`sim.busmemory.WishboneMemory`.
+    event_idx : bool
+        VIRTIO_F_EVENT_IDX negotiated.
     **engine
         For :class:`hw.virtqueue.VirtqueueEngine` (``num_queues``, ``addr_width``,
         ``max_chain``).
@@ -148,13 +150,13 @@ class EngineBench:
 
     def __init__(self, *, respond=lambda request: b"", refuse=None, backpressure=0.0,
                  memory_size=1 << 16, stall=0.0, latency=(1, 1), faults=(), seed=0,
-                 event_idx=False, **engine):
+                 on_write=None, event_idx=False, **engine):
         engine.setdefault("num_queues", 1)
         engine.setdefault("addr_width", 20)
         self.engine = VirtqueueEngine(**engine)
         self.guest = GuestMemory(bytearray(memory_size))
         self.memory = WishboneMemory(self.guest, stall=stall, latency=latency, faults=faults,
-                                     seed=seed)
+                                     seed=seed, on_write=on_write)
         self.device = StreamDevice(respond, refuse=refuse, backpressure=backpressure,
                                    seed=seed + 1)
         self.event_idx = event_idx

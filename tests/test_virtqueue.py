@@ -1,0 +1,622 @@
+"""The virtqueue engine (issue 14): chains byte-exact at any alignment, every row of
+decisions.md D11, event suppression and the lost-wakeup race, teardown, fairness, and randomized
+rings under random wait states."""
+
+import random
+
+import pytest
+
+from hw.virtqueue import RingError, VirtqueueEngine
+from sim.engine import EngineBench
+from sim.virtqueue import DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE
+
+
+RING = 0x1000           # rings of the tests: descriptor table, avail, then used at 0x2000
+DATA = 0x8000           # buffers from here
+
+
+def echo(request):
+    """The device of most tests: writes back the readable bytes, reversed."""
+    return bytes(reversed(request.data))
+
+
+def serve(bench, chains, *, size=8, queue=0, notify=True):
+    """Lay out ``chains`` (lists of (address, length, writable)) on one queue, notify once and
+    run until idle; returns the driver ring."""
+    ring = bench.ring(queue, size=size, base=RING + 0x4000 * queue)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, queue)
+        for chain in chains:
+            ring.add(chain)
+        if notify:
+            await bench.notify(ctx, queue)
+        await bench.until_idle(ctx)
+    bench.run(testbench)
+    return ring
+
+
+def snapshot(bench):
+    return bytes(bench.guest.read(0, bench.guest.size))
+
+
+def bytes_written(bench):
+    """Every byte address the engine's bus writes touched (by their byte selects)."""
+    return {access.address + lane for access in bench.memory.writes()
+            for lane in range(4) if access.sel >> lane & 1}
+
+
+# --- chains -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("read_at", [0, 1, 2, 3])
+@pytest.mark.parametrize("write_at", [0, 1, 2, 3])
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 5, 7, 8, 13])
+def test_bytes_are_exact_at_every_alignment(read_at, write_at, length):
+    bench = EngineBench(respond=echo)
+    payload = bytes(random.Random(length).randrange(256) for _ in range(length))
+    source, target = DATA + read_at, DATA + 0x100 + write_at
+    bench.guest.write(source, payload)
+    ring = serve(bench, [[(source, length, False), (target, length, True)]])
+    assert bench.requests[0].data == payload
+    assert bench.guest.read(target, length) == bytes(reversed(payload))
+    assert ring.used() == [(0, length)]
+    used_ring = set(range(ring.device, ring.device + 6 + 8 * ring.size))
+    assert bytes_written(bench) - used_ring == set(range(target, target + length))
+
+
+def test_request_header_and_stream_across_many_buffers():
+    bench = EngineBench(respond=lambda request: bytes(range(11)))
+    parts = [(DATA + 3, 5, False), (DATA + 0x41, 6, False), (DATA + 0x82, 1, False),
+             (DATA + 0x101, 4, True), (DATA + 0x143, 7, True)]
+    for index, (address, length, _) in enumerate(parts[:3]):
+        bench.guest.write(address, bytes([index * 16 + i for i in range(length)]))
+    ring = serve(bench, [parts])
+    request = bench.requests[0]
+    assert (request.queue, request.head, request.readable, request.writable) == (0, 0, 12, 11)
+    assert request.data == bytes([0, 1, 2, 3, 4, 16, 17, 18, 19, 20, 21, 32])
+    assert bench.guest.read(DATA + 0x101, 4) == bytes(range(4))
+    assert bench.guest.read(DATA + 0x143, 7) == bytes(range(4, 11))
+    assert ring.used() == [(0, 11)]
+
+
+def test_bytes_beyond_the_writable_total_are_dropped():
+    bench = EngineBench(respond=lambda request: b"ABCDEFGHIJ")
+    bench.guest.write(DATA + 6, b"\xee\xee")
+    ring = serve(bench, [[(DATA + 1, 5, True)]])
+    assert bench.guest.read(DATA, 8) == b"\x00ABCDE\xee\xee"
+    assert ring.used() == [(0, 5)]
+
+
+def test_a_short_answer_reports_the_bytes_written():
+    bench = EngineBench(respond=lambda request: b"xy")
+    ring = serve(bench, [[(DATA, 16, True)]])
+    assert ring.used() == [(0, 2)]
+
+
+def test_used_element_and_index_come_after_every_data_write_is_acknowledged():
+    bench = EngineBench(respond=lambda request: bytes(64), latency=(1, 6), stall=0.3, seed=4)
+    ring = serve(bench, [[(DATA, 64, True)], [(DATA + 0x100, 64, True)]])
+    used_ring = range(ring.device, ring.device + 6 + 8 * ring.size)
+    for buffer in (range(DATA, DATA + 64), range(DATA + 0x100, DATA + 0x140)):
+        data_done = max(a.cycle for a in bench.memory.writes() if a.address in buffer)
+        used_taken = [a.taken for a in bench.memory.writes() if a.address in used_ring]
+        assert any(t > data_done for t in used_taken)
+    writes = [a for a in bench.memory.writes() if a.address in used_ring]
+    # element (id, len), then the index: the index write is taken after both are answered
+    index_writes = [a for a in writes if a.address == ring.device]
+    element_writes = [a for a in writes if a.address != ring.device]
+    assert len(index_writes) == 2 and len(element_writes) == 4
+    assert index_writes[0].taken > max(a.cycle for a in element_writes[:2])
+    assert ring.used() == [(0, 64), (1, 64)]
+
+
+def test_chains_of_many_queues_are_served_in_turn():
+    bench = EngineBench(respond=echo, num_queues=3)
+    rings = [bench.ring(q, size=8, base=RING + 0x4000 * q) for q in range(3)]
+
+    async def testbench(ctx):
+        for q in range(3):
+            bench.set_queue(ctx, q)
+            for i in range(3):
+                rings[q].add([(DATA + 0x100 * (3 * q + i), 4, False)])
+        for q in range(3):
+            await bench.notify(ctx, q)
+        await bench.until_idle(ctx)
+    bench.run(testbench)
+    order = [request.queue for request in bench.requests]
+    assert sorted(order) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert order[:3] in ([0, 1, 2], [1, 2, 0], [2, 0, 1])
+    assert order[3:6] == order[:3] and order[6:] == order[:3]
+
+
+def test_a_spurious_notification_is_harmless():
+    bench = EngineBench(respond=echo, num_queues=2)
+    ring = bench.ring(0, size=8, base=RING)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        await bench.notify(ctx, 0)          # nothing available
+        await bench.notify(ctx, 1)          # queue not ready
+        await bench.notify(ctx, 7)          # no such queue
+        await bench.until_idle(ctx)
+        ring.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+    bench.run(testbench)
+    assert [r.head for r in bench.requests] == [0]
+    assert ring.used() == [(0, 0)]
+    assert bench.events.needs_reset == []
+    assert not bench.memory.writes()[:-3] or all(not a.error for a in bench.memory.log)
+
+
+def test_the_avail_index_is_not_read_again_while_buffers_seen_remain():
+    bench = EngineBench(respond=echo, event_idx=True)   # no avail.flags reads at that word
+    ring = serve(bench, [[(DATA + 0x10 * i, 4, False)] for i in range(4)])
+    reads = [a for a in bench.memory.log if not a.write and a.address == ring.driver]
+    # once to see four buffers, once to find none, once after publishing avail_event
+    assert len(reads) == 3
+    assert len(ring.used()) == 4
+
+
+# --- event suppression (§2.7.7, §2.7.10) -----------------------------------------------------
+
+
+def test_no_interrupt_flag_suppresses_the_used_event():
+    bench = EngineBench(respond=echo)
+    ring = bench.ring(0, size=8, base=RING)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.suppress_interrupts()
+        ring.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        ring.suppress_interrupts(False)
+        ring.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+    bench.run(testbench)
+    assert len(ring.used()) == 2
+    assert len(bench.events.used) == 1
+
+
+@pytest.mark.parametrize("used_event, interrupts", [(0, [1]), (1, [2]), (2, [3]), (9, [])])
+def test_event_idx_interrupts_exactly_when_used_event_is_passed(used_event, interrupts):
+    bench = EngineBench(respond=echo, event_idx=True)
+    ring = bench.ring(0, size=8, base=RING)
+    bench.guest.write_int(ring.driver + 4 + 2 * ring.size, used_event, 2)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        for i in range(3):
+            ring.add([(DATA + 0x10 * i, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+    bench.run(testbench)
+    assert len(ring.used()) == 3
+    # which buffer's publication raised the event: the one that made used.idx pass used_event
+    used_writes = [a for a in bench.memory.writes() if a.address == ring.device]
+    raised = []
+    for cycle, _ in bench.events.used:
+        raised.append(sum(1 for a in used_writes if a.cycle < cycle))
+    assert raised == interrupts
+
+
+def test_event_idx_publishes_avail_event_before_going_idle():
+    bench = EngineBench(respond=echo, event_idx=True)
+    ring = serve(bench, [[(DATA, 4, False)], [(DATA + 0x10, 4, False)]])
+    assert bench.guest.read_int(ring.device + 4 + 8 * ring.size, 2) == 2
+
+
+def test_a_buffer_added_while_avail_event_is_published_is_not_lost():
+    # The driver adds a buffer right after the engine found the ring empty and just as it
+    # publishes avail_event; the driver saw the old avail_event and does not notify. The
+    # engine's second read of avail.idx must find the buffer (§2.7.10).
+    state = {}
+
+    def on_write(access):
+        if access.address == state["avail_event"] and "added" not in state:
+            state["added"] = True
+            state["ring"].add([(DATA + 0x40, 4, False)])
+    bench = EngineBench(respond=echo, event_idx=True, on_write=on_write)
+    ring = bench.ring(0, size=8, base=RING)
+    state.update(ring=ring, avail_event=ring.device + 4 + 8 * ring.size)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+    bench.run(testbench)
+    assert state.get("added")
+    assert ring.used() == [(0, 0), (1, 0)]
+
+
+# --- D11: malformed rings ------------------------------------------------------------------
+
+
+def broken_run(bench, build, *, size=8, after=None):
+    """Build a malformed ring on queue 0 with ``build(ring)``, notify, run; then a good chain on
+    queue 1 must not be served until reset, and is served after it."""
+    ring = bench.ring(0, size=size, base=RING)
+    other = bench.ring(1, size=8, base=RING + 0x4000)
+    seen = {}
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        bench.set_queue(ctx, 1)
+        build(ring)
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        seen["case"] = ctx.get(bench.engine.error_case)
+        seen["cyc"] = ctx.get(bench.engine.bus.cyc)
+        seen["requests"] = len(bench.requests)
+        other.add([(DATA + 0x800, 4, False)])
+        await bench.notify(ctx, 1)
+        await bench.until_idle(ctx)
+        seen["other_before_reset"] = other.used()
+        await bench.reset(ctx)
+        bench.set_queue(ctx, 0, ready=False)
+        bench.set_queue(ctx, 1, ready=False)
+        await ctx.tick()
+        seen["case_after_reset"] = ctx.get(bench.engine.error_case)
+        # the driver sets the device up again: a fresh ring on queue 1 is served
+        again = bench.ring(1, size=8, base=RING + 0x8000)
+        bench.set_queue(ctx, 1)
+        again.add([(DATA + 0x800, 4, False)])
+        await bench.notify(ctx, 1)
+        await bench.until_idle(ctx)
+        seen["after_reset"] = again.used()
+    bench.run(testbench)
+    used_ring = range(ring.device, ring.device + 6 + 8 * ring.size)
+    seen["used_writes"] = [a for a in bench.memory.writes() if a.address in used_ring]
+    return seen
+
+
+def check_d11(seen, case, bench):
+    assert seen["case"] == case
+    assert len(bench.events.needs_reset) == 1
+    assert not seen["cyc"]                          # the bus is released
+    assert seen["used_writes"] == [] or case in (8,)
+    assert seen["other_before_reset"] == []          # no queue is served until reset
+    assert seen["case_after_reset"] == 0
+    assert seen["after_reset"] == [(0, 0)]
+
+
+def _engine(**kwargs):
+    return EngineBench(respond=echo, num_queues=2, **kwargs)
+
+
+def test_d11_case_1_avail_idx_moved_too_far():
+    bench = _engine()
+
+    def build(ring):
+        ring.write_desc(0, DATA, 4)
+        ring.publish(0, count=9)                    # QueueNum is 8
+    seen = broken_run(bench, build)
+    check_d11(seen, RingError.AVAIL_IDX, bench)
+    assert seen["requests"] == 0
+
+
+def test_d11_case_2_head_beyond_queue_num():
+    bench = _engine()
+    seen = broken_run(bench, lambda ring: ring.publish(8))
+    check_d11(seen, RingError.HEAD, bench)
+
+
+def test_d11_case_3_next_beyond_queue_num():
+    bench = _engine()
+
+    def build(ring):
+        ring.write_desc(0, DATA, 4, DESC_F_NEXT, next=8)
+        ring.publish(0)
+    check_d11(broken_run(bench, build), RingError.NEXT, bench)
+
+
+@pytest.mark.parametrize("shape", ["loop", "longer-than-max-chain"])
+def test_d11_case_4_chain_too_long(shape):
+    # A chain longer than QueueNum must visit a descriptor twice: the loop is that case.
+    bench = _engine(max_chain=4 if shape == "longer-than-max-chain" else 16)
+
+    def build(ring):
+        if shape == "loop":
+            ring.write_desc(0, DATA, 4, DESC_F_NEXT, next=1)
+            ring.write_desc(1, DATA, 4, DESC_F_NEXT, next=0)
+        else:
+            for i in range(5):
+                ring.write_desc(i, DATA + 0x10 * i, 4, 0 if i == 4 else DESC_F_NEXT, next=i + 1)
+        ring.publish(0)
+    seen = broken_run(bench, build)
+    check_d11(seen, RingError.TOO_LONG, bench)
+    assert seen["requests"] == 0
+
+
+def test_a_chain_of_exactly_max_chain_descriptors_is_served():
+    bench = EngineBench(respond=echo, max_chain=4)
+    ring = serve(bench, [[(DATA + 0x10 * i, 4, False) for i in range(4)]])
+    assert ring.used() == [(0, 0)] and bench.requests[0].readable == 16
+
+
+def test_d11_case_5_readable_after_writable():
+    bench = _engine()
+
+    def build(ring):
+        ring.add([(DATA, 4, True), (DATA + 0x10, 4, False)])
+    check_d11(broken_run(bench, build), RingError.ORDER, bench)
+
+
+def test_d11_case_6_zero_length():
+    bench = _engine()
+    check_d11(broken_run(bench, lambda ring: ring.add([(DATA, 0, False)])),
+              RingError.ZERO_LENGTH, bench)
+
+
+def test_d11_case_7_indirect_not_offered():
+    bench = _engine()
+
+    def build(ring):
+        ring.write_desc(0, DATA, 16, DESC_F_INDIRECT)
+        ring.publish(0)
+    check_d11(broken_run(bench, build), RingError.INDIRECT, bench)
+
+
+@pytest.mark.parametrize("where", ["avail", "ring-entry", "descriptor", "readable-buffer",
+                                   "writable-buffer", "used-ring"])
+def test_d11_case_8_bus_error(where):
+    ring_probe = EngineBench().ring(0, size=8, base=RING)
+    ranges = {
+        "avail": (ring_probe.driver + 2, ring_probe.driver + 4),
+        "ring-entry": (ring_probe.driver + 4, ring_probe.driver + 6),
+        "descriptor": (ring_probe.desc + 8, ring_probe.desc + 12),
+        "readable-buffer": (DATA + 0x20, DATA + 0x24),
+        "writable-buffer": (DATA + 0x104, DATA + 0x108),
+        "used-ring": (ring_probe.device + 4, ring_probe.device + 8),
+    }
+    bench = _engine(faults=[ranges[where]])
+    seen = broken_run(bench, lambda ring: ring.add([(DATA, 64, False), (DATA + 0x100, 16, True)]))
+    check_d11(seen, RingError.BUS, bench)
+    assert [a.error for a in bench.memory.log].count(True) >= 1
+    # the device got the chain only if the error came after the chain was checked
+    assert seen["requests"] == (0 if where in ("avail", "ring-entry", "descriptor") else 1)
+    # nothing reached the used index
+    assert not [a for a in seen["used_writes"] if a.address == ring_probe.device]
+
+
+@pytest.mark.parametrize("address, length", [
+    ((1 << 22) - 2, 4),                 # crosses the end of a 4 MiB bus (addr_width=20)
+    (1 << 40, 4),                       # far beyond it
+    ((1 << 64) - 2, 4),                 # wraps past 2^64
+])
+def test_d11_case_8_buffer_outside_the_bus(address, length):
+    bench = _engine()
+    seen = broken_run(bench, lambda ring: ring.add([(address, length, False)]))
+    check_d11(seen, RingError.BUS, bench)
+    assert seen["requests"] == 0
+    assert not any(a.error for a in bench.memory.log)   # refused before any access
+
+
+def test_a_buffer_ending_at_the_top_of_the_bus_is_served():
+    bench = EngineBench(respond=echo, memory_size=1 << 22)
+    ring = serve(bench, [[((1 << 22) - 3, 3, False)]])
+    assert ring.used() == [(0, 0)]
+
+
+@pytest.mark.parametrize("area, address", [
+    ("desc", 1 << 23), ("driver", 1 << 40), ("device", 1 << 63),       # beyond the bus
+    ("desc", RING + 2), ("driver", RING + 0x101), ("device", 0x2002),   # misaligned
+])
+def test_d11_case_8_ring_outside_the_bus_or_misaligned(area, address):
+    bench = _engine()
+    ring = bench.ring(0, size=8, base=RING)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ctx.set(getattr(bench.engine.queues, area)[0], address)
+        ring.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        assert ctx.get(bench.engine.error_case) == RingError.BUS
+    bench.run(testbench)
+    assert bench.memory.log == [] and len(bench.events.needs_reset) == 1
+
+
+def test_d11_case_9_cannot_happen_one_chain_is_in_flight():
+    # More than QueueNum buffers can only be in flight if the engine took them without
+    # returning them; it takes one at a time, so QueueNum + 1 published at once is case 1.
+    bench = _engine()
+    seen = broken_run(bench, lambda ring: [ring.add([(DATA, 4, False)]) for _ in range(8)] and
+                      ring.publish(0))
+    check_d11(seen, RingError.AVAIL_IDX, bench)
+
+
+def test_d11_case_10_the_device_refuses_the_chain():
+    bench = EngineBench(respond=echo, num_queues=2, refuse=lambda request: request.queue == 0)
+    seen = broken_run(bench, lambda ring: ring.add([(DATA, 4, False)]))
+    check_d11(seen, RingError.DEVICE, bench)
+    assert seen["requests"] == 1
+
+
+def test_d11_case_11_totals_beyond_32_bits():
+    bench = _engine(addr_width=62, memory_size=1 << 16)
+
+    def build(ring):
+        ring.write_desc(0, 1 << 40, 0xffff_fff0, DESC_F_NEXT | DESC_F_WRITE, next=1)
+        ring.write_desc(1, 1 << 41, 0x20, DESC_F_WRITE)
+        ring.publish(0)
+    seen = broken_run(bench, build)
+    check_d11(seen, RingError.TOTAL, bench)
+    assert seen["requests"] == 0
+
+
+def test_d11_case_12_queue_num_not_a_power_of_two():
+    bench = _engine()
+    ring = bench.ring(0, size=8, base=RING)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0, size=6)
+        ring.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        assert ctx.get(bench.engine.error_case) == RingError.QUEUE_SIZE
+    bench.run(testbench)
+    assert bench.memory.log == [] and len(bench.events.needs_reset) == 1
+
+
+# --- teardown ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["queue-ready-0", "device-reset"])
+@pytest.mark.parametrize("when", [3, 12, 30, 60, 90])
+def test_teardown_finishes_bus_cycles_and_writes_nothing_after(how, when):
+    bench = EngineBench(respond=lambda request: bytes(200), latency=(1, 4), stall=0.2, seed=when)
+    ring = bench.ring(0, size=8, base=RING)
+    seen = {}
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.add([(DATA, 100, False), (DATA + 0x400, 200, True)])
+        await bench.notify(ctx, 0)
+        await ctx.tick().repeat(when)
+        seen["cycle"] = bench.memory.cycle
+        if how == "device-reset":
+            await bench.reset(ctx)
+        bench.set_queue(ctx, 0, ready=False)
+        await bench.until_idle(ctx)
+        seen["cyc"] = ctx.get(bench.engine.bus.cyc)
+        await ctx.tick().repeat(50)
+    bench.run(testbench)
+    after = [a for a in bench.memory.log if a.taken > seen["cycle"] + 1]
+    assert after == []
+    assert not seen["cyc"]
+    assert bench.events.needs_reset == []
+
+
+def test_a_queue_made_ready_again_starts_from_index_0():
+    bench = EngineBench(respond=echo)
+    ring = bench.ring(0, size=8, base=RING)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        bench.set_queue(ctx, 0, ready=False)
+        await ctx.tick()
+        fresh = bench.ring(0, size=8, base=RING + 0x4000)
+        bench.set_queue(ctx, 0)
+        fresh.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        assert fresh.used() == [(0, 0)]
+    bench.run(testbench)
+
+
+# --- randomized ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_chains_wait_states_and_notification_timing(seed):
+    rng = random.Random(seed)
+    num_queues = rng.choice([1, 2, 3])
+    bench = EngineBench(respond=lambda request: bytes(b ^ 0x5a for b in request.data)
+                        [:request.writable], num_queues=num_queues, event_idx=rng.random() < .5,
+                        stall=rng.choice([0, 0.2, 0.5]), latency=(1, rng.choice([1, 3, 6])),
+                        backpressure=rng.choice([0, 0.3]), seed=seed, memory_size=1 << 18)
+    rings = [bench.ring(q, size=rng.choice([4, 8, 16]), base=RING + 0x4000 * q)
+             for q in range(num_queues)]
+    expected = {}                               # (queue, head) -> expected target bytes
+    cursor = [0x20000]
+
+    def region(length):
+        start = cursor[0] + rng.randrange(4)
+        cursor[0] = start + length + rng.randrange(1, 9)
+        return start
+
+    def make_chain():
+        readable = [rng.randrange(1, 24) for _ in range(rng.randrange(0, 3))]
+        writable = [rng.randrange(1, 24) for _ in range(rng.randrange(0 if readable else 1, 3))]
+        buffers, payload = [], b""
+        for length in readable:
+            address = region(length)
+            data = bytes(rng.randrange(256) for _ in range(length))
+            bench.guest.write(address, data)
+            buffers.append((address, length, False))
+            payload += data
+        targets = []
+        for length in writable:
+            address = region(length)
+            buffers.append((address, length, True))
+            targets.append((address, length))
+        return buffers, payload, targets
+
+    plan = {q: [make_chain() for _ in range(rng.randrange(3, 9))] for q in range(num_queues)}
+    done = {q: [] for q in range(num_queues)}
+
+    async def testbench(ctx):
+        for q in range(num_queues):
+            bench.set_queue(ctx, q)
+        pending = {q: list(plan[q]) for q in range(num_queues)}
+        in_use = {q: [] for q in range(num_queues)}     # descriptors of chains not yet used
+
+        def collect():
+            for q2 in range(num_queues):
+                for element in rings[q2].used():
+                    done[q2].append(element)
+                    in_use[q2].pop(0)
+        for _ in range(2000):
+            q = rng.randrange(num_queues)
+            if pending[q] and sum(in_use[q]) + len(pending[q][0][0]) <= rings[q].size:
+                buffers, payload, targets = pending[q].pop(0)
+                head = rings[q].add(buffers)
+                in_use[q].append(len(buffers))
+                expected[(q, len(plan[q]) - len(pending[q]) - 1)] = (head, payload, targets)
+                if rng.random() < 0.7:
+                    await bench.notify(ctx, q)
+            await ctx.tick().repeat(rng.randrange(1, 40))
+            collect()
+            if all(len(done[q2]) == len(plan[q2]) for q2 in range(num_queues)):
+                break
+            if rng.random() < 0.2:
+                await bench.notify(ctx, rng.randrange(num_queues))
+            elif not any(pending.values()):
+                await bench.notify(ctx, rng.randrange(num_queues))
+        await bench.until_idle(ctx, bound=200_000)
+        collect()
+    bench.run(testbench)
+    assert bench.events.needs_reset == []
+    touched = set()
+    for q in range(num_queues):
+        assert len(done[q]) == len(plan[q]), f"queue {q}: {len(done[q])} of {len(plan[q])}"
+        for position, (head, written) in enumerate(done[q]):
+            want_head, payload, targets = expected[(q, position)]
+            assert head == want_head
+            want = bytes(b ^ 0x5a for b in payload)[:sum(length for _, length in targets)]
+            assert written == len(want)
+            got = b"".join(bench.guest.read(address, length) for address, length in targets)
+            assert got[:written] == want
+            for address, length in targets:
+                touched.update(range(address, address + length))
+        ring = rings[q]
+        touched.update(range(ring.device, ring.device + 6 + 8 * ring.size))
+    assert bytes_written(bench) - touched == set()
+
+
+# --- construction ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(num_queues=0, addr_width=20), ValueError,
+     "num_queues must be an integer from 1 to 64, not 0"),
+    (dict(num_queues=1.0, addr_width=20), TypeError,
+     "num_queues must be an integer from 1 to 64, not 1.0"),
+    (dict(num_queues=1, addr_width=7), ValueError,
+     "addr_width must be an integer from 8 to 62, not 7"),
+    (dict(num_queues=1, addr_width=20, max_chain=0), ValueError,
+     "max_chain must be an integer from 1 to 256, not 0"),
+    (dict(num_queues=1, addr_width=20, max_chain=True), TypeError,
+     "max_chain must be an integer from 1 to 256, not True"),
+])
+def test_constructor_errors(kwargs, error, message):
+    with pytest.raises(error, match=f"^{message}$"):
+        VirtqueueEngine(**kwargs)
