@@ -356,9 +356,10 @@ class VirtqueueEngine(wiring.Component):
 
             with m.State("CHECK"):
                 # First use of the queue (D11 case 12, and case 8 for an unreachable ring).
-                areas = [Signal(64, name=f"{name}_area") for name in ("desc", "driver", "device")]
+                names = ("desc", "driver", "device")
+                areas = [Signal(64, name=f"{name}_area") for name in names]
                 m.d.comb += [area.eq(Array(getattr(self.queues, name))[q])
-                             for area, name in zip(areas, ("desc", "driver", "device"), strict=True)]
+                             for area, name in zip(areas, names, strict=True)]
                 beyond = Cat(area[baw:] for area in areas).any()
                 misaligned = (areas[0][:2].any() | areas[1][0] | areas[2][:2].any())
                 with m.If((size == 0) | (size & mask).any()):
