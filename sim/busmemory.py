@@ -49,9 +49,12 @@ class WishboneMemory:
     on_write : callable or None
         Called with each :class:`Access` that wrote memory, right after it landed (a test's
         driver acting at that moment).
+    record : bool
+        Keep :attr:`log` (a long co-simulation does not).
     """
 
-    def __init__(self, memory, *, stall=0.0, latency=(1, 1), faults=(), seed=0, on_write=None):
+    def __init__(self, memory, *, stall=0.0, latency=(1, 1), faults=(), seed=0, on_write=None,
+                 record=True):
         low, high = latency
         if not 1 <= low <= high:
             raise ValueError(f"latency must be (low, high) with 1 <= low <= high, not "
@@ -64,6 +67,8 @@ class WishboneMemory:
         self.faults = list(faults)
         self.random = random.Random(seed)
         self.on_write = on_write
+        self.record = record
+        self.accesses = 0
         self.log = []
         self.violations = []
         self.cycle = 0
@@ -84,7 +89,9 @@ class WishboneMemory:
             except MemoryFault:
                 error = True
         access = Access(taken, self.cycle, write, address, sel, data if not error else 0, error)
-        self.log.append(access)
+        self.accesses += 1
+        if self.record:
+            self.log.append(access)
         if write and not error and self.on_write is not None:
             self.on_write(access)
         return access

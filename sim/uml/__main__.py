@@ -10,6 +10,7 @@ import codecs
 import sys
 import threading
 
+from ..blk import BlkDevice
 from ..console import ConsoleDevice
 from ..rng import RngDevice
 from .cosim import PERSONALITIES, TIMEOUT, CoSimError, run_linux
@@ -19,11 +20,12 @@ from .kernel import VARIANTS, KernelBuildError, kernel
 __all__ = ["DEVICES", "DEFAULT_COMMANDS", "main"]
 
 #: ``--device`` choices.
-DEVICES = {"rng": RngDevice, "console": ConsoleDevice}
+DEVICES = {"rng": RngDevice, "console": ConsoleDevice, "blk": BlkDevice}
 
 #: What the guest runs without ``--run``, per device. rng: probe and identity, entropy, unbind
 #: and rebind the driver (teardown, reset, re-probe), entropy again. console: a line out, a line
-#: in (``--input``).
+#: in (``--input``). blk: the kernel's virtio_blk driver on the engine and device in RTL: make an
+#: ext2 file system, write a file, unmount, drop the caches, mount again and compare.
 DEFAULT_COMMANDS = {"rng": r"""set -e
 dev=/sys/bus/virtio/devices/virtio0
 echo "virtio0: device $(cat $dev/device) vendor $(cat $dev/vendor)"
@@ -41,6 +43,24 @@ exec 3<>/dev/hvc0
 echo "hello from the guest" >&3
 read -r line <&3
 echo "the host typed: $line"
+""", "blk": r"""set -e
+dev=/sys/bus/virtio/devices/virtio0
+echo "virtio0: device $(cat $dev/device) driver $(basename $(readlink $dev/driver))"
+echo "vda: $(cat /sys/block/vda/size) sectors, serial $(cat /sys/block/vda/serial)"
+mke2fs /dev/vda
+mkdir -p /mnt
+mount -t ext2 /dev/vda /mnt
+seq 1 20000 > /tmp/numbers
+cp /tmp/numbers /mnt/numbers
+echo "written: $(md5sum < /mnt/numbers)"
+umount /mnt
+blockdev --flushbufs /dev/vda
+echo 3 > /proc/sys/vm/drop_caches
+mount -t ext2 /dev/vda /mnt
+cmp /tmp/numbers /mnt/numbers
+echo "read back: $(md5sum < /mnt/numbers)"
+umount /mnt
+echo "compare: identical"
 """}
 
 
@@ -90,6 +110,8 @@ def main(argv=None):
             return 0
         if args.device == "rng":
             device = RngDevice(seed=args.seed or 0)
+        elif args.device == "blk":
+            device = BlkDevice()
         else:
             typed = "hello from the host\n" if args.input is None else args.input
             device = ConsoleDevice(input=codecs.decode(typed, "unicode_escape").encode())

@@ -34,8 +34,9 @@ Device logic
 A device object (:class:`sim.rng.RngDevice`) has ``name``, ``transport(**personality)`` (the
 transport, or ``(top, transport)`` for a device in gateware that must be simulated with it),
 ``bind(memory)`` (guest memory, a :class:`sim.memory.GuestMemory` over the guest's memory file,
-given before the first access), ``idle`` (nothing left it could do now) and ``run(ctx)`` (a
-background testbench).
+given before the first access), ``idle`` (nothing left it could do now), ``run(ctx)`` (a
+background testbench) and optionally ``background()`` (more background testbenches: models of
+the memories a device in gateware masters, :class:`sim.blk.BlkDevice`).
 """
 
 import mmap
@@ -497,6 +498,8 @@ class CoSimulation:
             self._start_guest(run_dir)
             try:
                 background = [self.device.run, self._clock.run]
+                if hasattr(self.device, "background"):
+                    background += self.device.background()
                 if "msi" in self.transport.signature.members:
                     background.append(self._take_msi)
                 paths = simulate(self.top, self._serve, background=background,
