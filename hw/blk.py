@@ -329,12 +329,13 @@ class RamDisk(wiring.Component):
     def __init__(self, *, addr_width, words, init=()):
         self._words = check_int("words", words, f"an integer from 1 to {1 << addr_width}",
                                 lambda n: 1 <= n <= 1 << addr_width)
-        self._init = list(init)
+        #: The words (a test reads them with ``ctx.get(disk.ram.data[i])``).
+        self.ram = memory.Memory(shape=32, depth=self._words, init=init)
         super().__init__({"bus": In(wishbone.Signature(addr_width=addr_width))})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.ram = ram = memory.Memory(shape=32, depth=self._words, init=self._init)
+        m.submodules.ram = ram = self.ram
         read = ram.read_port()
         write = ram.write_port(granularity=8)
         bus = self.bus

@@ -491,7 +491,7 @@ class VirtqueueEngine(wiring.Component):
                 m.d.sync += [slot.eq(0), written.eq(0), discard.eq(0)]
                 with m.If(self.request.ready):
                     m.next = "LOAD"
-                guard()
+                guard(holding=True)             # device logic may refuse in the handshake
 
             with m.State("LOAD"):
                 # The store's read port has one cycle of latency.

@@ -171,6 +171,9 @@ class AXIWriteSink:
             ctx.set(bus.bresp, self.response)
 
 
+_FAILED = (Response.SLVERR, Response.DECERR)
+
+
 @dataclass(frozen=True)
 class Transaction:
     """A transaction :class:`AXIMemory` answered."""
@@ -190,7 +193,9 @@ class AXIMemory:
     in order). A read's RVALID rises ``latency`` cycles after its AR handshake at the earliest
     (1: the next cycle), a write's BVALID that long after the later of its AW and W handshakes;
     responses come in order on each channel and every RVALID/BVALID stays high until its
-    handshake. A write lands, and a read is sampled, when its response becomes valid.
+    handshake. A write lands, and a read is sampled, when its response becomes valid. With
+    ``ready_waits_for_valid`` a ready rises only in the cycle after its valid was seen, as a
+    target may do (IHI 0022 §A3.2.1): an initiator whose valid waits for ready deadlocks.
 
     A transaction touching a range of ``faults`` gets that range's response (SLVERR or DECERR:
     a write changes nothing, a read returns 0; OKAY or EXOKAY: performed). Otherwise an address
@@ -215,10 +220,12 @@ class AXIMemory:
         Byte ranges ``[start, end)`` and the response they get.
     depth : int
         Transactions of each kind accepted ahead of their responses.
+    ready_waits_for_valid : bool
     seed : int
     """
 
-    def __init__(self, memory, bus, *, stall=0.0, latency=(1, 1), faults=(), depth=8, seed=0):
+    def __init__(self, memory, bus, *, stall=0.0, latency=(1, 1), faults=(), depth=8,
+                 ready_waits_for_valid=False, seed=0):
         low, high = latency
         if not 1 <= low <= high:
             raise ValueError(f"latency must be (low, high) with 1 <= low <= high, not "
@@ -231,6 +238,7 @@ class AXIMemory:
         self.latency = latency
         self.faults = [(start, end, Response(response)) for start, end, response in faults]
         self.depth = depth
+        self.ready_waits_for_valid = ready_waits_for_valid
         self.random = random.Random(seed)
         self.log = []
         self.violations = []
@@ -238,7 +246,10 @@ class AXIMemory:
         self.mixed = 0
         self.cycle = 0
 
-    def _go(self):
+    def _go(self, valid, ready):
+        """Raise a ready in the next cycle? ``valid`` and ``ready`` as in the cycle that ended."""
+        if self.ready_waits_for_valid and not (valid and not ready):
+            return False
         return self.random.random() >= self.stall
 
     def _due(self):
@@ -248,11 +259,9 @@ class AXIMemory:
         injected = next((response for start, end, response in self.faults
                          if start < addr + 4 and addr < end), None)
         response = Response.OKAY if injected is None else injected
-        if response in (Response.SLVERR, Response.DECERR):
-            pass
-        elif addr & 3:
+        if response not in _FAILED and addr & 3:
             response = Response.SLVERR
-        else:
+        if response not in _FAILED:
             try:
                 word = self.memory.read_int(addr, 4)
                 if write:
@@ -262,7 +271,7 @@ class AXIMemory:
                     data = word
             except MemoryFault:
                 response = Response.DECERR
-        if not write and response in (Response.SLVERR, Response.DECERR):
+        if not write and response in _FAILED:
             data = 0
         transaction = Transaction(self.cycle, write, addr, data, strb, response)
         self.log.append(transaction)
@@ -329,9 +338,12 @@ class AXIMemory:
             ctx.set(bus.rvalid, r_busy)
             ctx.set(bus.bvalid, b_busy)
             in_writes = len(writes) + b_busy
-            ctx.set(bus.arready, len(reads) + r_busy < self.depth and self._go())
-            ctx.set(bus.awready, len(addrs) + in_writes < self.depth and self._go())
-            ctx.set(bus.wready, len(datas) + in_writes < self.depth and self._go())
+            ctx.set(bus.arready, len(reads) + r_busy < self.depth and
+                    self._go(arvalid, arready))
+            ctx.set(bus.awready, len(addrs) + in_writes < self.depth and
+                    self._go(awvalid, awready))
+            ctx.set(bus.wready, len(datas) + in_writes < self.depth and
+                    self._go(wvalid, wready))
             outstanding_reads = len(reads) + r_busy
             outstanding_writes = max(len(addrs), len(datas)) + in_writes
             self.peak["read"] = max(self.peak["read"], outstanding_reads)

@@ -16,6 +16,8 @@ offers is bounded (:exc:`TimeoutError` naming what it waited for).
 import random
 from dataclasses import dataclass, field
 
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from hw.virtqueue import VirtqueueEngine
@@ -130,6 +132,27 @@ class _Events:
     needs_reset: list = field(default_factory=list)     # cycles
 
 
+class _WithDevice(Elaboratable):
+    """The engine and device logic in gateware on its streams (and whatever else ``parts``
+    holds, such as the device's disk)."""
+
+    def __init__(self, engine, device, connect):
+        self.engine, self.device, self.connect = engine, device, connect
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = engine = self.engine
+        m.submodules.device = device = self.device
+        wiring.connect(m, engine.request, device.request)
+        wiring.connect(m, engine.read, device.read)
+        wiring.connect(m, device.write, engine.write)
+        m.d.comb += [engine.error.eq(device.error), device.abort.eq(engine.abort),
+                     device.reset.eq(engine.reset)]
+        if self.connect is not None:
+            self.connect(m)
+        return m
+
+
 class EngineBench:
     """The engine, guest memory on its bus and a device, in one simulation.
 
@@ -137,6 +160,13 @@ class EngineBench:
     ----------
     respond, refuse, backpressure
         For :class:`StreamDevice` (default: write nothing back).
+    device : wiring.Component or None
+        Device logic in gateware instead of :class:`StreamDevice`: it has the flipped
+        ``request``, ``read``, ``write`` streams and ``error``, ``abort``, ``reset``.
+    connect : callable or None
+        ``connect(m)``: more wiring for a gateware ``device`` (its disk, say).
+    processes : iterable of async callables
+        More background testbenches (models of what a gateware device masters).
     memory_size : int
         Bytes of guest memory, from address 0.
     stall, latency, faults, seed, on_write
@@ -150,15 +180,19 @@ class EngineBench:
 
     def __init__(self, *, respond=lambda request: b"", refuse=None, backpressure=0.0,
                  memory_size=1 << 16, stall=0.0, latency=(1, 1), faults=(), seed=0,
-                 on_write=None, event_idx=False, **engine):
+                 on_write=None, event_idx=False, device=None, connect=None, processes=(),
+                 **engine):
         engine.setdefault("num_queues", 1)
         engine.setdefault("addr_width", 20)
         self.engine = VirtqueueEngine(**engine)
         self.guest = GuestMemory(bytearray(memory_size))
         self.memory = WishboneMemory(self.guest, stall=stall, latency=latency, faults=faults,
                                      seed=seed, on_write=on_write)
+        self.gateware = device
         self.device = StreamDevice(respond, refuse=refuse, backpressure=backpressure,
                                    seed=seed + 1)
+        self.dut = self.engine if device is None else _WithDevice(self.engine, device, connect)
+        self.processes = list(processes)
         self.event_idx = event_idx
         self.events = _Events()
         self.cycle = 0
@@ -203,6 +237,8 @@ class EngineBench:
         for _ in range(bound):
             await ctx.tick()
             idle = not ctx.get(self.engine.busy) and not ctx.get(self.engine.request.valid)
+            if self.gateware is not None and hasattr(self.gateware, "busy"):
+                idle = idle and not ctx.get(self.gateware.busy)
             quiet = quiet + 1 if idle else 0
             if quiet >= 4:
                 return
@@ -221,7 +257,7 @@ class EngineBench:
 
     def run(self, testbench, *, vcd=None):
         """Run ``testbench(ctx)`` with the memory, device and monitors in the background."""
-        sim = Simulator(self.engine)
+        sim = Simulator(self.dut)
         sim.add_clock(1e-8)
 
         async def setup(ctx):
@@ -233,7 +269,10 @@ class EngineBench:
         async def device(ctx):
             await self.device.run(ctx, self.engine)
         sim.add_testbench(memory, background=True)
-        sim.add_testbench(device, background=True)
+        if self.gateware is None:
+            sim.add_testbench(device, background=True)
+        for process in self.processes:
+            sim.add_testbench(process, background=True)
         sim.add_testbench(self._monitor, background=True)
         sim.add_testbench(setup)
         if vcd is None:

@@ -1,0 +1,227 @@
+"""The virtio-blk device in gateware (issue 14): every request type, out-of-range requests that
+never reach the disk, the status byte's place, D11 case 10 for chains of the wrong shape, the
+configuration space, and the RAM disk."""
+
+import struct
+
+import pytest
+from amaranth.lib import wiring
+
+from hw.blk import BlkStatus, BlkType, RamDisk, VirtioBlk, VirtioBlkDevice
+from hw.virtqueue import RingError
+from sim.engine import EngineBench
+
+
+RING, DATA = 0x1000, 0x8000
+CAPACITY = 16               # sectors
+SERIAL = b"test-serial-0001"
+
+
+class Blk:
+    """Engine + blk device + RAM disk, with rings in guest memory (sim.engine.EngineBench)."""
+
+    def __init__(self, *, image=b"", **bench):
+        words = CAPACITY * 128
+        image = image.ljust(CAPACITY * 512, b"\0")
+        init = [int.from_bytes(image[i:i + 4], "little") for i in range(0, len(image), 4)]
+        self.device = VirtioBlkDevice(capacity=CAPACITY, serial=SERIAL)
+        self.disk = RamDisk(addr_width=self.device.disk_addr_width, words=words, init=init)
+
+        def connect(m):
+            m.submodules.disk = self.disk
+            wiring.connect(m, self.device.disk, self.disk.bus)
+        self.bench = EngineBench(device=self.device, connect=connect, **bench)
+        self.ring = self.bench.ring(0, size=16, base=RING)
+        self.image = None
+
+    def run(self, requests):
+        """Each request: (type, sector, readable data, writable data length[, header split]).
+        Returns [(status, data written, used length)]."""
+        bench, ring = self.bench, self.ring
+        layout = []
+        cursor = DATA
+        for kind, sector, data, out_length, *split in requests:
+            header = struct.pack("<IIQ", kind, 0, sector)
+            buffers, pieces = [], [header[:8], header[8:]] if split else [header]
+            for piece in pieces + ([data] if data else []):
+                bench.guest.write(cursor + 1, piece)
+                buffers.append((cursor + 1, len(piece), False))
+                cursor += len(piece) + 8
+            if out_length:
+                buffers.append((cursor + 3, out_length, True))
+                data_at = cursor + 3
+                cursor += out_length + 8
+            else:
+                data_at = None
+            buffers.append((cursor + 2, 1, True))
+            bench.guest.write(cursor + 2, b"\xaa")           # the status: not yet written
+            layout.append((buffers, data_at, out_length, cursor + 2))
+            cursor += 16
+
+        heads = []
+
+        async def testbench(ctx):
+            bench.set_queue(ctx, 0)
+            heads.extend(ring.add(buffers) for buffers, *_ in layout)
+            await bench.notify(ctx, 0)
+            await bench.until_idle(ctx)
+            self.image = b"".join(ctx.get(self.disk.ram.data[i]).to_bytes(4, "little")
+                                  for i in range(CAPACITY * 128))
+            self.error_case = ctx.get(bench.engine.error_case)
+        bench.run(testbench)
+        used = dict(ring.used())
+        results = []
+        for index, (_, data_at, out_length, status_at) in enumerate(layout):  # noqa: B007
+            data = bench.guest.read(data_at, out_length) if data_at is not None else b""
+            results.append((bench.guest.read(status_at, 1)[0], data, used.get(heads[index])))
+        return results
+
+
+def serve(requests, **kwargs):
+    blk = Blk(**kwargs)
+    return blk, blk.run(requests)
+
+
+def sector_data(sector, count=1):
+    return b"".join(bytes((sector * 7 + i) & 0xff for i in range(512)) for sector in
+                    range(sector, sector + count))
+
+
+def test_write_then_read_sectors():
+    data = sector_data(3, 2)
+    blk, results = serve([(BlkType.OUT, 3, data, 0), (BlkType.IN, 3, b"", 1024),
+                          (BlkType.IN, 4, b"", 512)])
+    assert results[0] == (BlkStatus.OK, b"", 1)
+    assert results[1] == (BlkStatus.OK, data, 1025)
+    assert results[2] == (BlkStatus.OK, data[512:], 513)
+    assert blk.image[3 * 512:5 * 512] == data
+    assert blk.image[:3 * 512] == bytes(3 * 512)
+
+
+def test_read_of_an_initial_image_under_wait_states():
+    image = sector_data(0, CAPACITY)
+    _, results = serve([(BlkType.IN, 15, b"", 512), (BlkType.IN, 0, b"", 2048)], image=image,
+                       stall=0.3, latency=(1, 5), seed=3)
+    assert results[0] == (BlkStatus.OK, image[15 * 512:], 513)
+    assert results[1] == (BlkStatus.OK, image[:2048], 2049)
+
+
+def test_header_split_across_descriptors():
+    data = sector_data(1)
+    blk, results = serve([(BlkType.OUT, 1, data, 0, "split"), (BlkType.IN, 1, b"", 512, "split")])
+    assert results[1] == (BlkStatus.OK, data, 513)
+
+
+@pytest.mark.parametrize("sector, count", [(CAPACITY, 1), (CAPACITY - 1, 2), (1 << 32, 1),
+                                           ((1 << 64) - 1, 1)])
+def test_out_of_range_write_is_ioerr_and_never_reaches_the_disk(sector, count):
+    image = sector_data(0, CAPACITY)
+    blk, results = serve([(BlkType.OUT, sector, sector_data(0, count), 0)], image=image)
+    assert results[0] == (BlkStatus.IOERR, b"", 1)
+    assert blk.image == image
+
+
+@pytest.mark.parametrize("sector, count", [(CAPACITY, 1), (CAPACITY - 1, 2), (1 << 40, 1)])
+def test_out_of_range_read_is_ioerr_with_zeros_and_the_status_last(sector, count):
+    _, results = serve([(BlkType.IN, sector, b"", 512 * count)], image=sector_data(0, CAPACITY))
+    assert results[0] == (BlkStatus.IOERR, bytes(512 * count), 512 * count + 1)
+
+
+def test_partial_sectors_are_ioerr():
+    image = sector_data(0, CAPACITY)
+    blk, results = serve([(BlkType.OUT, 0, b"x" * 100, 0), (BlkType.IN, 0, b"", 100)],
+                         image=image)
+    assert results[0] == (BlkStatus.IOERR, b"", 1)
+    assert results[1] == (BlkStatus.IOERR, bytes(100), 101)
+    assert blk.image == image
+
+
+@pytest.mark.parametrize("room", [20, 8, 30])
+def test_get_id_answers_the_serial_zero_padded(room):
+    _, results = serve([(BlkType.GET_ID, 0, b"", room)])
+    assert results[0] == (BlkStatus.OK, SERIAL.ljust(max(room, 20), b"\0")[:room], room + 1)
+
+
+def test_flush_is_ok():
+    _, results = serve([(BlkType.FLUSH, 0, b"", 0)])
+    assert results[0] == (BlkStatus.OK, b"", 1)
+
+
+@pytest.mark.parametrize("kind", [2, 11, 13, 0xffff_ffff])
+def test_other_types_are_unsupp(kind):
+    image = sector_data(0, CAPACITY)
+    blk, results = serve([(kind, 0, b"y" * 512, 4)], image=image)
+    assert results[0] == (BlkStatus.UNSUPP, bytes(4), 5)
+    assert blk.image == image
+
+
+def test_a_chain_without_a_status_byte_is_d11_case_10():
+    blk = Blk()
+    bench, ring = blk.bench, blk.ring
+    bench.guest.write(DATA, struct.pack("<IIQ", BlkType.IN, 0, 0))
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.add([(DATA, 16, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        assert ctx.get(bench.engine.error_case) == RingError.DEVICE
+    bench.run(testbench)
+    assert ring.used() == [] and len(bench.events.needs_reset) == 1
+
+
+def test_a_header_shorter_than_16_bytes_is_d11_case_10():
+    blk = Blk()
+    bench, ring = blk.bench, blk.ring
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.add([(DATA, 12, False), (DATA + 0x40, 1, True)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        assert ctx.get(bench.engine.error_case) == RingError.DEVICE
+    bench.run(testbench)
+    assert ring.used() == [] and len(bench.events.needs_reset) == 1
+
+
+def test_config_space_holds_capacity_and_seg_max():
+    from amaranth.sim import Simulator
+    device = VirtioBlkDevice(capacity=0x1_2345_6789 & 0xffff_ffff, seg_max=14)
+    got = []
+
+    async def testbench(ctx):
+        for word in range(4):
+            ctx.set(device.config.addr, word)
+            ctx.set(device.config.r_stb, 1)
+            await ctx.tick()
+            ctx.set(device.config.r_stb, 0)
+            got.append(ctx.get(device.config.r_data))
+    sim = Simulator(device)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert got == [0x2345_6789, 0, 0, 14]
+
+
+def test_composed_blk_offers_the_engine_and_blk_features():
+    top = VirtioBlk(capacity=CAPACITY)
+    offered = top.transport.device_features if hasattr(top.transport, "device_features") \
+        else None
+    assert offered is None or offered >> 29 & 1
+    assert set(top.signature.members) >= {"bus", "irq", "dma", "disk"}
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(capacity=0), ValueError, "capacity must be an integer from 1 to 2 ** 32 - 1, not 0"),
+    (dict(capacity=1 << 32), ValueError,
+     "capacity must be an integer from 1 to 2 ** 32 - 1, not 4294967296"),
+    (dict(capacity=8, seg_max=0), ValueError, "seg_max must be an integer from 1 to 254, not 0"),
+    (dict(capacity=8, serial="text"), TypeError,
+     "serial must be bytes of at most 20, not 'text'"),
+    (dict(capacity=8, serial=b"x" * 21), TypeError,
+     "serial must be bytes of at most 20, not b'xxxxxxxxxxxxxxxxxxxxx'"),
+])
+def test_constructor_errors(kwargs, error, message):
+    with pytest.raises(error, match=f"^{message}$".replace("*", r"\*").replace("(", r"\(")
+                       .replace(")", r"\)")):
+        VirtioBlkDevice(**kwargs)
