@@ -88,6 +88,8 @@ class BlkDevice:
         self.queue_size_max = queue_size_max
         self.max_chain = max_chain
         self.engine = self.blk = self.memory = None
+        #: The malformed rings the engine reported (decisions.md D11), as text.
+        self.errors = []
         self._busy = False
 
     def transport(self, **personality):
@@ -107,15 +109,16 @@ class BlkDevice:
     def idle(self):
         return not self._busy
 
-    @property
-    def errors(self):
-        return []
-
     async def run(self, ctx):
-        """Samples the engine's and the device's ``busy``: what :attr:`idle` reports."""
-        async for _, _, engine_busy, device_busy in ctx.tick().sample(self.engine.busy,
-                                                                     self.blk.busy):
+        """Samples the engine's and the device's ``busy`` (what :attr:`idle` reports) and the
+        engine's ``needs_reset`` (:attr:`errors`)."""
+        engine = self.engine
+        signals = (engine.busy, self.blk.busy, engine.needs_reset)
+        async for _, _, engine_busy, device_busy, needs_reset in ctx.tick().sample(*signals):
             self._busy = bool(engine_busy or device_busy)
+            if needs_reset:
+                self.errors.append(f"D11 case {ctx.get(engine.error_case)}: the engine stopped "
+                                   f"serving until the device is reset")
 
     def background(self):
         """The models of the outside world, as background testbenches: guest memory on the
