@@ -349,10 +349,12 @@ class VirtqueueEngine(wiring.Component):
                         device_base.eq(Array(self.queues.device)[pick]),
                         pending.bit_select(pick, 1).eq(0),
                     ]
-                    with m.If(checked.bit_select(pick, 1)):
-                        m.next = "AVAIL"
-                    with m.Else():
+                    with m.If(~checked.bit_select(pick, 1)):
                         m.next = "CHECK"
+                    with m.Elif(shadow_avail[pick] != last_avail[pick]):
+                        m.next = "HEAD"         # buffers seen before and not yet taken
+                    with m.Else():
+                        m.next = "AVAIL"
 
             with m.State("CHECK"):
                 # First use of the queue (D11 case 12, and case 8 for an unreachable ring).
@@ -433,9 +435,9 @@ class VirtqueueEngine(wiring.Component):
                     m.d.sync += sent.eq(sent + 1)
                 with m.If(answered):
                     m.d.sync += [words[got[:2]].eq(data_in), got.eq(got + 1)]
-                with m.If((got == 4) & (outstanding == 0)):
-                    m.d.sync += [sent.eq(0), got.eq(0)]
-                    m.next = "DESC_CHECK"
+                    with m.If(got == 3):        # the last of the four: nothing else in flight
+                        m.d.sync += [sent.eq(0), got.eq(0)]
+                        m.next = "DESC_CHECK"
                 guard()
 
             with m.State("DESC_CHECK"):
@@ -489,18 +491,13 @@ class VirtqueueEngine(wiring.Component):
                              self.request.p.readable.eq(readable_total),
                              self.request.p.writable.eq(writable_total)]
                 m.d.sync += [slot.eq(0), written.eq(0), discard.eq(0)]
+                m.d.comb += store_r.addr.eq(0)      # the first descriptor, for LOAD_*
                 with m.If(self.request.ready):
-                    m.next = "LOAD"
+                    with m.If(readable_count == 0):
+                        m.next = "LOAD_WRITE"
+                    with m.Else():
+                        m.next = "LOAD_READ"
                 guard(holding=True)             # device logic may refuse in the handshake
-
-            with m.State("LOAD"):
-                # The store's read port has one cycle of latency.
-                m.d.comb += [store_r.addr.eq(slot)]
-                with m.If(slot == readable_count):
-                    m.next = "LOAD_WRITE"
-                with m.Else():
-                    m.next = "LOAD_READ"
-                guard(holding=True)
 
             with m.State("LOAD_READ"):
                 entry = store_r.data
@@ -531,11 +528,13 @@ class VirtqueueEngine(wiring.Component):
                 guard(holding=True)
 
             with m.State("READ_NEXT"):
+                # The write phase may start while the packer still delivers: device logic sends
+                # no write beat before it has taken every read beat.
+                m.d.comb += store_r.addr.eq(slot)
                 with m.If(slot != readable_count):
-                    m.d.comb += store_r.addr.eq(slot)
                     m.next = "LOAD_READ"
-                with m.Elif(packer.done):
-                    m.next = "LOAD"
+                with m.Else():
+                    m.next = "LOAD_WRITE"
                 guard(holding=True)
 
             with m.State("LOAD_WRITE"):
@@ -567,34 +566,27 @@ class VirtqueueEngine(wiring.Component):
                         with m.If(cur_left == n):
                             m.d.comb += store_r.addr.eq(slot)
                             m.next = "LOAD_WRITE"
-                with m.If(unpacker.done):
-                    m.next = "FLUSH"
-                guard(holding=True)
-
-            with m.State("FLUSH"):
-                # Every data write acknowledged before the used ring is touched (§2.7.8.2).
-                with m.If(outstanding == 0):
+                # Every data write acknowledged before the used ring is touched (§2.7.8.2): the
+                # buffers may be in another memory than the ring.
+                with m.If(unpacker.done & packer.done & (outstanding == 0)):
                     m.next = "USED"
                 guard(holding=True)
 
             with m.State("USED"):
-                control(device_base, 4 + ((avail & mask) << 3) + Mux(sent == 1, 4, 0))
-                m.d.comb += [want.eq(sent < 2), issue_we.eq(1), issue_sel.eq(0b1111),
-                             issue_dat.eq(Mux(sent == 0, head, written))]
+                # The used element, then used.idx, back to back: both are in the used ring, one
+                # memory, and the bus keeps a master's requests in order (§2.7.8.2 asks only
+                # that the element be visible first).
+                elem = 4 + ((avail & mask) << 3)
+                control(device_base, Mux(sent == 2, 2, elem + Mux(sent == 1, 4, 0)))
+                m.d.comb += [want.eq(sent < 3), issue_we.eq(1),
+                             issue_sel.eq(Mux(sent == 2, 0b1100, 0b1111)),
+                             issue_dat.eq(Mux(sent == 0, head,
+                                              Mux(sent == 1, written, new_used << 16)))]
                 with m.If(issued):
                     m.d.sync += sent.eq(sent + 1)
-                with m.If((sent == 2) & (outstanding == 0)):
-                    m.d.sync += sent.eq(0)
-                    m.next = "USED_IDX"
-                guard()
-
-            with m.State("USED_IDX"):
-                control(device_base, 2)
-                m.d.comb += [want.eq(sent == 0), issue_we.eq(1), issue_sel.eq(0b1100),
-                             issue_dat.eq(new_used << 16)]
-                with m.If(issued):
-                    m.d.sync += sent.eq(1)
-                with m.If(answered):
+                with m.If((sent == 3) & (outstanding == 0)):
+                    # used.idx is visible before used_event is read (§2.7.10): the avail ring
+                    # may be in another memory.
                     m.d.sync += sent.eq(0)
                     m.next = "INTERRUPT"
                 guard()
@@ -613,7 +605,12 @@ class VirtqueueEngine(wiring.Component):
                                  (halfword & _AVAIL_F_NO_INTERRUPT) == 0)
                     with m.If(notify):
                         m.d.comb += self.queues.used.bit_select(q, 1).eq(1)
-                    m.next = "IDLE"
+                    others = pending & self.queues.ready & ~(1 << q)
+                    with m.If(~others.any() & (shadow_avail[q] != new_used)):
+                        m.d.sync += pending.bit_select(q, 1).eq(0)
+                        m.next = "HEAD"
+                    with m.Else():
+                        m.next = "IDLE"
                 guard()
 
             with m.State("FAULT"):
