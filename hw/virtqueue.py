@@ -272,7 +272,9 @@ class VirtqueueEngine(wiring.Component):
         m.submodules.store = store = memory.Memory(shape=desc_layout,
                                                    depth=self._max_chain, init=[])
         store_w = store.write_port()
-        store_r = store.read_port(transparent_for=())
+        # Transparent: the request is offered in the cycle that stores the chain's last
+        # descriptor, and the data phase reads it in the next.
+        store_r = store.read_port(transparent_for=(store_w,))
         chain_len = Signal(range(self._max_chain + 1))
         readable_count = Signal(range(self._max_chain + 1))
         index = Signal(16)                      # descriptor being fetched
@@ -312,6 +314,23 @@ class VirtqueueEngine(wiring.Component):
         # --- the chain in hand ---------------------------------------------------------------
         new_used = Signal(16)
         m.d.comb += new_used.eq(avail + 1)
+
+        def offer(readable, writable, readables):
+            """Offer the chain to device logic (from the cycle its last descriptor is stored
+            until taken); the data phase starts with the store's first descriptor."""
+            m.d.comb += [self.request.valid.eq(1), self.request.p.queue.eq(q),
+                         self.request.p.head.eq(head), self.request.p.readable.eq(readable),
+                         self.request.p.writable.eq(writable),
+                         packer.load.eq(1), packer.total.eq(readable),
+                         unpacker.clear.eq(1), fifo_clear.eq(1), store_r.addr.eq(0)]
+            m.d.sync += [slot.eq(0), written.eq(0), discard.eq(0)]
+            with m.If(self.request.ready):
+                with m.If(readables == 0):
+                    m.next = "LOAD_WRITE"
+                with m.Else():
+                    m.next = "LOAD_READ"
+            with m.Else():
+                m.next = "REQUEST"
 
         def fault(case):
             m.d.sync += self.error_case.eq(case)
@@ -480,32 +499,26 @@ class VirtqueueEngine(wiring.Component):
                     with m.If(flags & _DESC_F_NEXT):
                         m.next = "DESC"
                     with m.Else():
-                        m.next = "REQUEST"
-                guard()
+                        offer(Mux(writable, readable_total, total[:32]),
+                              Mux(writable, total[:32], writable_total),
+                              readable_count + ~writable)
+                guard(holding=True)             # device logic may refuse in the handshake
 
             with m.State("REQUEST"):
-                m.d.comb += [self.request.valid.eq(1),
-                             packer.load.eq(1), packer.total.eq(readable_total),
-                             unpacker.clear.eq(1), fifo_clear.eq(1)]
-                m.d.comb += [self.request.p.queue.eq(q), self.request.p.head.eq(head),
-                             self.request.p.readable.eq(readable_total),
-                             self.request.p.writable.eq(writable_total)]
-                m.d.sync += [slot.eq(0), written.eq(0), discard.eq(0)]
-                m.d.comb += store_r.addr.eq(0)      # the first descriptor, for LOAD_*
-                with m.If(self.request.ready):
-                    with m.If(readable_count == 0):
-                        m.next = "LOAD_WRITE"
-                    with m.Else():
-                        m.next = "LOAD_READ"
+                offer(readable_total, writable_total, readable_count)
                 guard(holding=True)             # device logic may refuse in the handshake
 
             with m.State("LOAD_READ"):
+                # The buffer's first word is requested in this cycle already.
                 entry = store_r.data
                 span = Signal(34)
-                m.d.comb += span.eq(entry.address[:2] + entry.length + 3)
-                m.d.sync += [cur_addr.eq(entry.address), cur_lo.eq(entry.address[:2]),
+                m.d.comb += [span.eq(entry.address[:2] + entry.length + 3),
+                             issue_adr.eq(entry.address[2:]),
+                             want.eq(fifo.level + outstanding < OUTSTANDING)]
+                m.d.sync += [cur_addr.eq(entry.address + Mux(issued, 4, 0)),
+                             cur_lo.eq(entry.address[:2]),
                              cur_end.eq((entry.address[:2] + entry.length - 1)[:2]),
-                             words_left.eq(span[2:]), answers_left.eq(span[2:]),
+                             words_left.eq(span[2:] - issued), answers_left.eq(span[2:]),
                              first_answer.eq(1), slot.eq(slot + 1)]
                 m.next = "READ"
                 guard(holding=True)

@@ -103,11 +103,14 @@ def test_used_element_and_index_come_after_every_data_write_is_acknowledged():
         used_taken = [a.taken for a in bench.memory.writes() if a.address in used_ring]
         assert any(t > data_done for t in used_taken)
     writes = [a for a in bench.memory.writes() if a.address in used_ring]
-    # element (id, len), then the index: the index write is taken after both are answered
+    # element (id, len), then the index, in that order on the bus (one memory, in order)
     index_writes = [a for a in writes if a.address == ring.device]
     element_writes = [a for a in writes if a.address != ring.device]
     assert len(index_writes) == 2 and len(element_writes) == 4
-    assert index_writes[0].taken > max(a.cycle for a in element_writes[:2])
+    for index_write, elements in zip(index_writes, (element_writes[:2], element_writes[2:]),
+                                     strict=True):
+        assert index_write.taken > max(a.taken for a in elements)
+        assert index_write.sel == 0b1100
     assert ring.used() == [(0, 64), (1, 64)]
 
 
