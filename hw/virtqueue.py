@@ -252,6 +252,8 @@ class VirtqueueEngine(wiring.Component):
         m.d.comb += [issued.eq(bus.stb & ~bus.stall),
                      answered.eq(bus.cyc & (bus.ack | bus.err) & (outstanding != 0))]
         m.d.sync += outstanding.eq(outstanding + issued - answered)
+        settled = Signal()                      # nothing in flight from the next cycle on
+        m.d.comb += settled.eq(outstanding + issued - answered == 0)
         data_in = bus.dat_r
 
         # A control access is a 16- or 32-bit word at base + offset, with one shared adder.
@@ -259,10 +261,21 @@ class VirtqueueEngine(wiring.Component):
         ctl_off = Signal(baw)
         ctl_addr = Signal(baw)
         m.d.comb += ctl_addr.eq(ctl_base + ctl_off)
-        half = Signal()                         # which half of the word was read
+        half = Signal()                         # which half of the word is addressed
         m.d.comb += half.eq(ctl_addr[1])
+        # The half of each request in flight, oldest in bit 0: two control reads may be in
+        # flight (INTERRUPT), so an answer's half is the one its request asked for.
+        halves = Signal(OUTSTANDING)
+        kept_halves = Signal(OUTSTANDING)
+        m.d.comb += kept_halves.eq(Mux(answered, halves >> 1, halves))
+        position = Signal(range(OUTSTANDING + 1))
+        m.d.comb += position.eq(outstanding - answered)
+        with m.If(issued):
+            m.d.sync += halves.eq(kept_halves | (half << position))
+        with m.Else():
+            m.d.sync += halves.eq(kept_halves)
         halfword = Signal(16)
-        m.d.comb += halfword.eq(Mux(half, data_in[16:], data_in[:16]))
+        m.d.comb += halfword.eq(Mux(halves[0], data_in[16:], data_in[:16]))
 
         def control(base, offset):
             m.d.comb += [ctl_base.eq(base), ctl_off.eq(offset), issue_adr.eq(ctl_addr[2:])]
@@ -312,6 +325,7 @@ class VirtqueueEngine(wiring.Component):
         written = Signal(32)
 
         # --- the chain in hand ---------------------------------------------------------------
+        chained = Signal()                      # the next ring entry is read in INTERRUPT
         new_used = Signal(16)
         m.d.comb += new_used.eq(avail + 1)
 
@@ -331,6 +345,16 @@ class VirtqueueEngine(wiring.Component):
                     m.next = "LOAD_READ"
             with m.Else():
                 m.next = "REQUEST"
+
+        def take_head():
+            """The ring entry's answer: the head of the next chain (D11 case 2)."""
+            m.d.sync += [sent.eq(0), got.eq(0), index.eq(halfword), head.eq(halfword),
+                         chain_len.eq(0), readable_count.eq(0), seen_writable.eq(0),
+                         readable_total.eq(0), writable_total.eq(0)]
+            with m.If(~bus.err & (halfword >= size)):
+                fault(RingError.HEAD)
+            with m.Else():
+                m.next = "DESC"
 
         def fault(case):
             m.d.sync += self.error_case.eq(case)
@@ -437,13 +461,7 @@ class VirtqueueEngine(wiring.Component):
                 with m.If(issued):
                     m.d.sync += sent.eq(1)
                 with m.If(answered):
-                    m.d.sync += [sent.eq(0), index.eq(halfword), head.eq(halfword),
-                                 chain_len.eq(0), readable_count.eq(0), seen_writable.eq(0),
-                                 readable_total.eq(0), writable_total.eq(0)]
-                    with m.If(~bus.err & (halfword >= size)):
-                        fault(RingError.HEAD)
-                    with m.Else():
-                        m.next = "DESC"
+                    take_head()
                 guard()
 
             with m.State("DESC"):
@@ -581,7 +599,7 @@ class VirtqueueEngine(wiring.Component):
                             m.next = "LOAD_WRITE"
                 # Every data write acknowledged before the used ring is touched (§2.7.8.2): the
                 # buffers may be in another memory than the ring.
-                with m.If(unpacker.done & packer.done & (outstanding == 0)):
+                with m.If(unpacker.done & packer.done & settled):
                     m.next = "USED"
                 guard(holding=True)
 
@@ -597,7 +615,7 @@ class VirtqueueEngine(wiring.Component):
                                               Mux(sent == 1, written, new_used << 16)))]
                 with m.If(issued):
                     m.d.sync += sent.eq(sent + 1)
-                with m.If((sent == 3) & (outstanding == 0)):
+                with m.If((sent == 3) & settled):
                     # used.idx is visible before used_event is read (§2.7.10): the avail ring
                     # may be in another memory.
                     m.d.sync += sent.eq(0)
@@ -605,25 +623,36 @@ class VirtqueueEngine(wiring.Component):
                 guard()
 
             with m.State("INTERRUPT"):
-                # §2.7.10 (EVENT_IDX: vring_need_event for one new buffer) or §2.7.7.2.
-                control(driver_base, Mux(self.event_idx, 4 + (size << 1), 0))
-                m.d.comb += want.eq(sent == 0)
+                # §2.7.10 (EVENT_IDX: vring_need_event for one new buffer) or §2.7.7.2. When the
+                # queue has buffers seen and no other queue waits, the next ring entry is read
+                # right behind (it does not depend on the answer).
+                others = pending & self.queues.ready & ~(1 << q)
+                with m.If(sent == 0):
+                    control(driver_base, Mux(self.event_idx, 4 + (size << 1), 0))
+                with m.Else():
+                    control(driver_base, 4 + ((new_used & mask) << 1))
+                m.d.comb += want.eq((sent == 0) | ((sent == 1) & chained))
                 with m.If(issued):
-                    m.d.sync += sent.eq(1)
-                with m.If(answered & ~bus.err):
-                    m.d.sync += [sent.eq(0), last_avail[q].eq(new_used),
-                                 published.bit_select(q, 1).eq(0),
-                                 pending.bit_select(q, 1).eq(1)]
+                    m.d.sync += sent.eq(sent + 1)
+                    with m.If(sent == 0):
+                        m.d.sync += chained.eq(~others.any() & (shadow_avail[q] != new_used))
+                done = Signal()
+                with m.If(answered & ~bus.err & (got == 0)):
+                    m.d.sync += got.eq(1)
                     notify = Mux(self.event_idx, halfword == avail,
                                  (halfword & _AVAIL_F_NO_INTERRUPT) == 0)
                     with m.If(notify):
                         m.d.comb += self.queues.used.bit_select(q, 1).eq(1)
-                    others = pending & self.queues.ready & ~(1 << q)
-                    with m.If(~others.any() & (shadow_avail[q] != new_used)):
-                        m.d.sync += pending.bit_select(q, 1).eq(0)
-                        m.next = "HEAD"
-                    with m.Else():
+                    with m.If(~chained):
+                        m.d.comb += done.eq(1)
+                        m.d.sync += [sent.eq(0), got.eq(0), pending.bit_select(q, 1).eq(1)]
                         m.next = "IDLE"
+                with m.If(answered & ~bus.err & (got == 1)):
+                    m.d.comb += done.eq(1)
+                    m.d.sync += pending.bit_select(q, 1).eq(0)
+                    take_head()
+                with m.If(done):
+                    m.d.sync += [last_avail[q].eq(new_used), published.bit_select(q, 1).eq(0)]
                 guard()
 
             with m.State("FAULT"):
