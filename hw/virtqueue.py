@@ -54,7 +54,7 @@ queue's memory. A queue's indices restart from 0 when it is made ready again.
 
 Latency
 -------
-With a zero-wait memory: notification to the first descriptor read in 6 cycles; see
+With a zero-wait memory: notification to the first descriptor read in 7 cycles; see
 ``docs/benchmark.md`` for cycles per buffer (``python -m sim.engine_bench``).
 """
 
@@ -308,8 +308,19 @@ class VirtqueueEngine(wiring.Component):
         m.submodules.fifo = ResetInserter(fifo_clear)(fifo)
         wiring.connect(m, wiring.flipped(self.read), packer.o)
         wiring.connect(m, wiring.flipped(self.write), unpacker.i)
-        m.d.comb += [packer.i.valid.eq(fifo.r_rdy), packer.i.p.eq(fifo.r_data),
-                     fifo.r_en.eq(packer.i.ready)]
+        # Read answers go to the packer through the FIFO, or past it when it is empty (a cycle
+        # less from the bus to the device).
+        answer_valid = Signal()
+        answer = Signal(PackerInput)
+        bypass = Signal()
+        m.d.comb += [
+            bypass.eq(~fifo.r_rdy & answer_valid),
+            packer.i.valid.eq(fifo.r_rdy | bypass),
+            packer.i.p.eq(Mux(fifo.r_rdy, fifo.r_data, answer.as_value())),
+            fifo.r_en.eq(packer.i.ready),
+            fifo.w_data.eq(answer.as_value()),
+            fifo.w_en.eq(answer_valid & ~(bypass & packer.i.ready)),
+        ]
         write_phase = Signal()
         m.d.comb += [unpacker.i.valid.eq(self.write.valid & write_phase),
                      self.write.ready.eq(unpacker.i.ready & write_phase)]
@@ -546,12 +557,11 @@ class VirtqueueEngine(wiring.Component):
                 m.d.comb += want.eq((words_left != 0) & (fifo.level + outstanding < OUTSTANDING))
                 with m.If(issued):
                     m.d.sync += [cur_addr.eq(cur_addr + 4), words_left.eq(words_left - 1)]
-                answer = Signal(PackerInput)
                 last_word = answers_left == 1
                 hi = Mux(last_word, cur_end + 1, 4)
                 lo = Mux(first_answer, cur_lo, 0)
                 m.d.comb += [answer.data.eq(data_in), answer.lo.eq(lo), answer.n.eq(hi - lo),
-                             fifo.w_data.eq(answer.as_value()), fifo.w_en.eq(answered & ~bus.err)]
+                             answer_valid.eq(answered & ~bus.err)]
                 with m.If(answered):
                     m.d.sync += [answers_left.eq(answers_left - 1), first_answer.eq(0)]
                     with m.If(last_word):
