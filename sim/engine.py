@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import wiring
-from amaranth.sim import Simulator
 
 from hw.virtqueue import VirtqueueEngine
 
 from .busmemory import WishboneMemory
 from .memory import GuestMemory
 from .virtqueue import DriverRing
+from .waves import engine_traces, simulate
 
 
 __all__ = ["Request", "StreamDevice", "EngineBench"]
@@ -255,11 +255,9 @@ class EngineBench:
             if needs_reset:
                 self.events.needs_reset.append(self.cycle)
 
-    def run(self, testbench, *, vcd=None):
-        """Run ``testbench(ctx)`` with the memory, device and monitors in the background."""
-        sim = Simulator(self.dut)
-        sim.add_clock(1e-8)
-
+    def run(self, testbench, *, name="engine", waves=None):
+        """Run ``testbench(ctx)`` with the memory, device and monitors in the background
+        (:func:`sim.waves.simulate`: waveforms, grouped by interface, when asked for)."""
         async def setup(ctx):
             ctx.set(self.engine.event_idx, int(self.event_idx))
             await testbench(ctx)
@@ -268,16 +266,9 @@ class EngineBench:
 
         async def device(ctx):
             await self.device.run(ctx, self.engine)
-        sim.add_testbench(memory, background=True)
+        background = [memory, self._monitor, *self.processes]
         if self.gateware is None:
-            sim.add_testbench(device, background=True)
-        for process in self.processes:
-            sim.add_testbench(process, background=True)
-        sim.add_testbench(self._monitor, background=True)
-        sim.add_testbench(setup)
-        if vcd is None:
-            sim.run()
-        else:
-            with sim.write_vcd(vcd):
-                sim.run()
+            background.append(device)
+        simulate(self.dut, setup, background=background, name=name, waves=waves,
+                 traces=engine_traces(self.engine), cycles=10_000_000)
         assert not self.memory.violations, self.memory.violations

@@ -16,6 +16,7 @@ is one that repeats.
 """
 
 import argparse
+import itertools
 import statistics
 
 from .engine import EngineBench
@@ -49,7 +50,7 @@ def measure(length, *, direction, buffers=32, seed=0, event_idx=True):
     desc_reads = [a.taken for a in bench.memory.log
                   if not a.write and ring.desc <= a.address < ring.driver]
     used_idx = [a.taken for a in bench.memory.writes() if a.address == ring.device]
-    per_buffer = statistics.median(b - a for a, b in zip(used_idx, used_idx[1:]))
+    per_buffer = statistics.median(b - a for a, b in itertools.pairwise(used_idx))
     return per_buffer, desc_reads[0] - marks["notify"]
 
 

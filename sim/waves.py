@@ -178,6 +178,21 @@ def transport_traces(transport):
     return Traces(traces, filters=filters)
 
 
+def engine_traces(engine):
+    """Trace groups for a :class:`hw.virtqueue.VirtqueueEngine`: its guest-memory bus, the
+    device-facing streams, the queues it serves and its status (a :class:`Traces`)."""
+    return Traces({
+        "notifications": members(engine.notify),
+        "guest memory bus": members(engine.bus),
+        "request": members(engine.request),
+        "read stream": members(engine.read),
+        "write stream": members(engine.write),
+        "engine": [engine.busy, engine.needs_reset, engine.error_case, engine.error,
+                   engine.abort, engine.reset, engine.event_idx],
+        "queues": members(engine.queues),
+    })
+
+
 def apply_filters(gtkw_path, filters):
     """Attach translate filters to traces of a GTKWave save file.
 

@@ -605,6 +605,24 @@ def test_random_chains_wait_states_and_notification_timing(seed):
     assert bytes_written(bench) - touched == set()
 
 
+def test_waves_of_an_engine_run_open_grouped_by_interface(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIRTIO_WAVES_DIR", str(tmp_path))
+    bench = EngineBench(respond=echo)
+    ring = bench.ring(0, size=8, base=RING)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.add([(DATA + 1, 6, False), (DATA + 0x41, 6, True)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+    bench.run(testbench, name="engine-waves", waves=True)
+    gtkw = (tmp_path / "engine-waves.gtkw").read_text()
+    for group in ("guest memory bus", "request", "read stream", "write stream", "queues"):
+        assert f"-{group}" in gtkw
+    assert "bus__stall" in gtkw or "bus.stall" in gtkw or "stall" in gtkw
+    assert (tmp_path / "engine-waves.vcd").stat().st_size > 1000
+
+
 # --- construction ----------------------------------------------------------------------------
 
 
