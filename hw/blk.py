@@ -225,12 +225,21 @@ class VirtioBlkDevice(wiring.Component):
                     m.next = "DRAIN"
                 leave()
 
-            # T_IN: sector words from the disk into the writable part
+            # T_IN: sector words from the disk into the writable part. A word is offered in
+            # the cycle the disk acknowledges it, so a device that takes at once gets one word
+            # every two cycles (a classic Wishbone port's rate).
             with m.State("DISK_READ"):
                 m.d.comb += [disk.cyc.eq(1), disk.stb.eq(1)]
                 with m.If(disk.ack):
+                    m.d.comb += [self.write.valid.eq(1), self.write.p.data.eq(disk.dat_r),
+                                 self.write.p.count.eq(4)]
                     m.d.sync += [held.eq(disk.dat_r), word.eq(word + 1)]
-                    m.next = "SEND"
+                    with m.If(self.write.ready):
+                        m.d.sync += data_out.eq(data_out - 4)
+                        with m.If(data_out == 4):
+                            m.next = "STATUS"
+                    with m.Else():
+                        m.next = "SEND"
                     with m.If(dropped):
                         m.next = "IDLE"
             with m.State("SEND"):
@@ -244,7 +253,8 @@ class VirtioBlkDevice(wiring.Component):
                         m.next = "DISK_READ"
                 leave()
 
-            # T_OUT: the readable data into sector words
+            # T_OUT: the readable data into sector words; the next beat is taken in the cycle
+            # the disk acknowledges a word.
             with m.State("TAKE"):
                 with m.If(data_in == 0):
                     m.next = "FILL"
@@ -259,6 +269,11 @@ class VirtioBlkDevice(wiring.Component):
                 with m.If(disk.ack):
                     m.d.sync += word.eq(word + 1)
                     m.next = "TAKE"
+                    with m.If(data_in != 0):
+                        m.d.comb += self.read.ready.eq(1)
+                        with m.If(self.read.valid):
+                            m.d.sync += [held.eq(self.read.p.data), data_in.eq(data_in - 4)]
+                            m.next = "DISK_WRITE"
                     with m.If(dropped):
                         m.next = "IDLE"
 
