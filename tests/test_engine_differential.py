@@ -15,7 +15,9 @@ tests/test_engine_differential.py``.
 """
 
 import os
+import random
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from sim.engine import EngineBench
@@ -65,7 +67,6 @@ def rings(draw):
 
 
 def lay_out(memory, size, descriptors, count, heads, seed):
-    import random
     rng = random.Random(seed)
     memory.write(BUFFERS[0], bytes(rng.randrange(256) for _ in range(BUFFERS[1] + 64 -
                                                                        BUFFERS[0])))
@@ -124,6 +125,7 @@ def engine(image, size, max_chain, desc, driver, device):
     return bytes(bench.guest.read(0, MEMORY)), seen["case"]
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=EXAMPLES, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rings())
