@@ -26,8 +26,10 @@ other              UNSUPP
 reaches ``disk``. A chain without a 16-byte readable header or a writable status byte has the
 wrong shape for the device: it raises the engine's ``error`` (decisions.md D11 case 10).
 
-Configuration space (§5.2.4): ``capacity`` (le64 at 0) and ``seg_max`` (le32 at 12); the device
-offers VIRTIO_BLK_F_SEG_MAX and VIRTIO_BLK_F_FLUSH.
+Configuration space (§5.2.4): ``capacity`` (le64 at 0), ``size_max`` (le32 at 8) and ``seg_max``
+(le32 at 12); the device offers VIRTIO_BLK_F_SIZE_MAX, VIRTIO_BLK_F_SEG_MAX and
+VIRTIO_BLK_F_FLUSH. Together they bound a request's data to ``seg_max * size_max`` bytes, and so
+the time the device spends on one request.
 """
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal
@@ -54,6 +56,7 @@ SECTOR = 512
 
 
 class BlkFeature:
+    SIZE_MAX = 1
     SEG_MAX = 2
     FLUSH = 9
 
@@ -86,6 +89,8 @@ class VirtioBlkDevice(wiring.Component):
     seg_max : int
         The ``seg_max`` the device reports: data buffers per request (the engine's
         ``max_chain`` - 2 leaves room for header and status).
+    size_max : int
+        The ``size_max`` it reports: bytes per data buffer (512 to 2 ** 31, a multiple of 512).
     serial : bytes
         What T_GET_ID answers (up to 20 bytes).
 
@@ -112,13 +117,16 @@ class VirtioBlkDevice(wiring.Component):
         If a parameter is not of its type or out of its range.
     """
 
-    FEATURES = 1 << BlkFeature.SEG_MAX | 1 << BlkFeature.FLUSH
+    FEATURES = 1 << BlkFeature.SIZE_MAX | 1 << BlkFeature.SEG_MAX | 1 << BlkFeature.FLUSH
 
-    def __init__(self, *, capacity, seg_max=14, serial=b"amaranth-virtio-blk"):
+    def __init__(self, *, capacity, seg_max=14, size_max=4096, serial=b"amaranth-virtio-blk"):
         self._capacity = check_int("capacity", capacity, "an integer from 1 to 2 ** 32 - 1",
                                    lambda c: 1 <= c < 1 << 32)
         self._seg_max = check_int("seg_max", seg_max, "an integer from 1 to 254",
                                   lambda n: 1 <= n <= 254)
+        self._size_max = check_int("size_max", size_max,
+                                   "a multiple of 512 from 512 to 2 ** 31",
+                                   lambda n: 512 <= n <= 1 << 31 and n % 512 == 0)
         if not isinstance(serial, bytes) or len(serial) > 20:
             raise TypeError(f"serial must be bytes of at most 20, not {serial!r}")
         self._serial = serial
@@ -144,7 +152,8 @@ class VirtioBlkDevice(wiring.Component):
 
         # --- configuration space: read data on the cycle after r_stb ------------------------
         config_words = Array(Const(w, 32) for w in (self._capacity & 0xffff_ffff,
-                                                    self._capacity >> 32, 0, self._seg_max))
+                                                    self._capacity >> 32, self._size_max,
+                                                    self._seg_max))
         with m.If(self.config.r_stb):
             m.d.sync += self.config.r_data.eq(config_words[self.config.addr])
 

@@ -19,6 +19,10 @@ from .kernel import VARIANTS, KernelBuildError, kernel
 
 __all__ = ["DEVICES", "DEFAULT_COMMANDS", "main"]
 
+#: The default bound of a blk run: its gateware device moves a few hundred KiB through the
+#: simulated engine (about 165 000 cycles), so it takes minutes where rng takes seconds.
+BLK_TIMEOUT = 900.0
+
 #: ``--device`` choices.
 DEVICES = {"rng": RngDevice, "console": ConsoleDevice, "blk": BlkDevice}
 
@@ -91,8 +95,10 @@ def main(argv=None):
                         help="console: what the host types, backslash escapes such as \\n "
                              "understood; the guest's line ends at a newline (default: "
                              "'hello from the host\\n')")
-    parser.add_argument("--timeout", type=float, default=TIMEOUT,
-                        help=f"wall-clock bound of the run in seconds (default {TIMEOUT:g})")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help=f"wall-clock bound of the run in seconds (default {TIMEOUT:g}; "
+                             f"{BLK_TIMEOUT:g} for blk, whose file system work takes about a "
+                             f"minute of simulation on an idle machine)")
     parser.add_argument("--build", action="store_true",
                         help="only build the kernel (if it is not built yet) and exit")
     args = parser.parse_args(argv)
@@ -102,6 +108,8 @@ def main(argv=None):
         parser.error("--seed is for --device rng")
     if args.input is not None and args.device != "console":
         parser.error("--input is for --device console")
+    if args.timeout is None:
+        args.timeout = BLK_TIMEOUT if args.device == "blk" else TIMEOUT
     if args.driver is None:
         args.driver = "proposal" if args.msi != "none" or args.notify else "mainline"
     try:
