@@ -2,16 +2,16 @@
 
 A virtqueue buffer may start and end at any byte address. The engine (:mod:`hw.virtqueue`) reads
 and writes whole 32-bit bus words; these two blocks move the bytes between the bus's lanes and
-the device's streams, in which every beat but the last carries four bytes:
+the device's streams, in which every read beat but the last carries four bytes:
 
 * :class:`Packer`: bus words in, each with the lanes that belong to the buffer, dense beats out.
-* :class:`Unpacker`: dense beats in, bus words out, each placed at the destination's lane offset
-  with the byte selects of the bytes it carries.
+* :class:`Unpacker`: beats of 0 to 4 bytes in, bus words out, each placed at the destination's
+  lane offset with the byte selects of the bytes it carries.
 
-Both hold at most 7 bytes and move 4 bytes per cycle when neither side waits.
+Both move 4 bytes per cycle when neither side waits.
 """
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,14 +20,18 @@ __all__ = ["PackerInput", "ReadBeat", "WriteBeat", "BusWord", "Packer", "Unpacke
 
 
 class PackerInput(data.Struct):
-    """A bus word and which of its bytes belong to the buffer: ``n`` bytes from lane ``lo``."""
+    """A bus word and which of its bytes belong to the buffer: ``n`` bytes (1 to 4) from lane
+    ``lo``; ``last`` marks the run's last word."""
     data: 32
     lo:   2
     n:    3
+    last: 1
 
 
 class ReadBeat(data.Struct):
-    """Four bytes of a chain's readable part (fewer in the ``last`` beat), first byte lowest."""
+    """Four bytes of a chain's readable part (fewer in the ``last`` beat), first byte lowest.
+
+    The lanes of the ``last`` beat beyond its bytes are unspecified."""
     data: 32
     last: 1
 
@@ -49,86 +53,92 @@ class BusWord(data.Struct):
     n:    3
 
 
-def _mux(index, values):
-    """A constant chosen by ``index`` (combinational)."""
-    return Array(Const(value, 32) for value in values)[index]
+def _bytes(value):
+    return [value[8 * j:8 * j + 8] for j in range(4)]
 
 
-def _low_bytes(value, count):
-    """``value`` with every byte from ``count`` (0 to 4) up cleared."""
-    return value & _mux(count, [(1 << 8 * n) - 1 for n in range(5)])
+def _rotate(value, amount, unit=8):
+    """``value`` with lane ``(j + amount) % 4`` in lane ``j``, lanes of ``unit`` bits
+    (combinational).
+
+    Two stages of 2:1 multiplexers: on iCE40 a LUT4 per bit and stage, where a 4:1 multiplexer
+    per bit maps to three."""
+    halves = Mux(amount[1], Cat(value[2 * unit:], value[:2 * unit]), value)
+    return Mux(amount[0], Cat(halves[unit:], halves[:unit]), halves)
 
 
 class Packer(wiring.Component):
     """Bus words at any lane offset in, dense beats out.
 
+    Up to 3 bytes wait for the next word; the output is registered.
+
     Members
     -------
     load : In(1)
-        Start a run of ``total`` bytes (clears the held bytes).
-    total : In(32)
+        Start a run (drops held bytes).
+    empty : In(1)
+        With ``load``: the run has no bytes (``done`` at once).
     i : In(stream.Signature(PackerInput))
         The bytes read from the bus, in order.
     o : Out(stream.Signature(ReadBeat))
-        Dense beats: 4 bytes each, the last beat of the run with ``total % 4`` (or 4) bytes.
+        Dense beats: 4 bytes each, ``last`` on the beat with the run's last byte.
     done : Out(1)
         Every byte of the run has been sent.
     """
 
     load:  In(1)
-    total: In(32)
+    empty: In(1)
     i:     In(stream.Signature(PackerInput))
     o:     Out(stream.Signature(ReadBeat))
     done:  Out(1)
 
     def elaborate(self, platform):
         m = Module()
-        held = Signal(56)
-        count = Signal(range(8))
-        left = Signal(32)       # bytes of the run not yet sent
+        held = Signal(2)            # bytes waiting in the low lanes of residue
+        residue = Signal(24)
+        flush = Signal()            # the residue is the run's last beat
+        ended = Signal()            # the run's last word has been taken
+        out = Signal(ReadBeat)
+        out_valid = Signal()
+        m.d.comb += [self.o.valid.eq(out_valid), self.o.p.eq(out),
+                     self.done.eq(ended & ~flush & ~out_valid)]
 
-        out_bytes = Signal(range(5))
-        m.d.comb += [
-            out_bytes.eq(4),
-            self.done.eq(left == 0),
-            self.o.p.data.eq(held[:32]),
-            self.o.p.last.eq(left <= 4),
-        ]
-        with m.If(left < 4):
-            m.d.comb += out_bytes.eq(left)
-        m.d.comb += self.o.valid.eq((left != 0) & (count >= out_bytes))
+        # The incoming word rotated so that its first byte lands right after the held ones:
+        # every byte then sits in its lane of the dense stream, and no shifter is needed.
+        rotated = Signal(32)
+        m.d.comb += rotated.eq(_rotate(self.i.p.data, self.i.p.lo - held))
+        joined = Signal(32)
+        m.d.comb += joined.eq(Cat(*(Mux(held > j, _bytes(residue)[j], _bytes(rotated)[j])
+                                    for j in range(3)), rotated[24:]))
+        total = Signal(range(8))
+        m.d.comb += total.eq(held + self.i.p.n)
 
-        sent = self.o.valid & self.o.ready
-        after = Signal(range(8))
-        kept = Signal(56)
-        with m.If(sent):
-            m.d.comb += [after.eq(count - out_bytes), kept.eq(held >> 32)]
-        with m.Else():
-            m.d.comb += [after.eq(count), kept.eq(held)]
-        # At most 3 bytes held after sending, so a word's 4 bytes always fit in 7.
-        m.d.comb += self.i.ready.eq(after <= 3)
-
-        incoming = Signal(32)
-        m.d.comb += incoming.eq(_low_bytes(self.i.p.data >> (self.i.p.lo * 8), self.i.p.n))
+        free = ~out_valid | self.o.ready
+        m.d.comb += self.i.ready.eq(free & ~flush)
+        with m.If(self.o.ready):
+            m.d.sync += out_valid.eq(0)
         with m.If(self.load):
-            m.d.sync += [held.eq(0), count.eq(0), left.eq(self.total)]
-        with m.Else():
-            with m.If(self.i.valid & self.i.ready):
-                m.d.sync += [held.eq(kept | (incoming << (after * 8))),
-                             count.eq(after + self.i.p.n)]
+            m.d.sync += [held.eq(0), flush.eq(0), ended.eq(self.empty), out_valid.eq(0)]
+        with m.Elif(flush & free):
+            # joined holds the residue in its low lanes: one source for the output register.
+            m.d.sync += [out.data.eq(joined), out.last.eq(1), out_valid.eq(1), flush.eq(0)]
+        with m.Elif(self.i.valid & self.i.ready):
+            m.d.sync += ended.eq(self.i.p.last)
+            with m.If(total[2] | self.i.p.last):
+                m.d.sync += [out.data.eq(joined), out.last.eq(self.i.p.last & (total <= 4)),
+                             out_valid.eq(1), residue.eq(rotated[:24]), held.eq(total[:2]),
+                             flush.eq(self.i.p.last & (total > 4))]
             with m.Else():
-                m.d.sync += [held.eq(kept), count.eq(after)]
-            with m.If(sent):
-                m.d.sync += left.eq(left - out_bytes)
+                m.d.sync += [residue.eq(joined[:24]), held.eq(total[:2])]
         return m
 
 
 class Unpacker(wiring.Component):
-    """Dense beats in, bus words at the destination's lane offset out.
+    """Beats of 0 to 4 bytes in, bus words at the destination's lane offset out.
 
-    The consumer says where the next byte goes: ``lane`` (its address modulo 4) and ``room``
-    (how many bytes, 1 to 4, may go into this word). A word is offered once it can be filled to
-    ``min(4 - lane, room)`` bytes, or with what is left once the ``last`` beat has been taken.
+    The consumer says where the next bytes go: lanes ``lane`` to ``stop`` of the next word
+    (``stop >= lane``). A word is offered once it can be filled, or with what is left once the
+    ``last`` beat has been taken. Up to 7 bytes are held.
 
     Members
     -------
@@ -136,9 +146,9 @@ class Unpacker(wiring.Component):
         Start a new chain (drops held bytes).
     i : In(stream.Signature(WriteBeat))
     lane : In(2)
-    room : In(range(5))
+    stop : In(2)
     o : Out(stream.Signature(BusWord))
-        ``data`` already shifted to ``lane``; ``n`` is how many bytes it takes.
+        ``data`` already placed from ``lane``; ``n`` is how many bytes it takes.
     done : Out(1)
         The ``last`` beat has been taken and every byte offered and taken.
     """
@@ -146,52 +156,58 @@ class Unpacker(wiring.Component):
     clear: In(1)
     i:     In(stream.Signature(WriteBeat))
     lane:  In(2)
-    room:  In(range(5))
+    stop:  In(2)
     o:     Out(stream.Signature(BusWord))
     done:  Out(1)
 
     def elaborate(self, platform):
         m = Module()
-        held = Signal(56)
+        # Byte s of the stream waits in byte s % 8 of store, so a beat only needs rotating by
+        # where it starts, and a word's bytes come from one window of the two store words.
+        store = Array(Signal(8, name=f"store_{p}") for p in range(8))
+        head = Signal(3)                # stream position of the next byte out
+        tail = Signal(3)                # and of the next byte in
         count = Signal(range(8))
         ended = Signal()
 
-        fit = Signal(range(5))          # bytes this word can take
-        lane_room = Signal(range(5))
-        m.d.comb += [lane_room.eq(4 - self.lane), fit.eq(lane_room)]
-        with m.If(self.room < lane_room):
-            m.d.comb += fit.eq(self.room)
+        fit = Signal(range(5))
         take = Signal(range(5))
-        m.d.comb += take.eq(fit)
-        with m.If(count < fit):
-            m.d.comb += take.eq(count)
+        m.d.comb += [fit.eq(self.stop - self.lane + 1), take.eq(Mux(count < fit, count, fit))]
+        window = Signal(32)
+        for j in range(4):
+            # byte j of the window: the next in the stream among store bytes j and j + 4
+            upper = head[2] ^ (head[:2] > j)
+            m.d.comb += window[8 * j:8 * j + 8].eq(Mux(upper, store[j + 4], store[j]))
         m.d.comb += [
-            self.o.valid.eq((fit != 0) & (take != 0) & ((count >= fit) | ended)),
-            self.o.p.data.eq(held[:32] << (self.lane * 8)),
-            self.o.p.sel.eq(_mux(take, [0, 1, 3, 7, 15]) << self.lane),
+            self.o.valid.eq((take != 0) & ((count >= fit) | ended)),
+            self.o.p.data.eq(_rotate(window, head[:2] - self.lane)),
+            self.o.p.sel.eq(Array(Const(s, 4) for s in (0, 1, 3, 7, 15))[take] << self.lane),
             self.o.p.n.eq(take),
             self.done.eq(ended & (count == 0)),
         ]
 
-        taken = self.o.valid & self.o.ready
+        taken = Signal(range(5))
+        m.d.comb += taken.eq(Mux(self.o.valid & self.o.ready, take, 0))
         after = Signal(range(8))
-        kept = Signal(56)
-        with m.If(taken):
-            m.d.comb += [after.eq(count - take), kept.eq(held >> (take * 8))]
-        with m.Else():
-            m.d.comb += [after.eq(count), kept.eq(held)]
-        m.d.comb += self.i.ready.eq(~ended & (after <= 3))
+        m.d.comb += [after.eq(count - taken), self.i.ready.eq(~ended & (after <= 3))]
 
         beat = Signal(range(5))
         m.d.comb += beat.eq(Mux(self.i.p.count > 4, 4, self.i.p.count))
+        accept = self.i.valid & self.i.ready
+        rotated = _bytes(_rotate(self.i.p.data, -tail[:2]))
+        # The lanes the beat fills, and for each lane which store word is next after tail.
+        lanes = Signal(4)
+        m.d.comb += lanes.eq(_rotate(Array(Const((1 << n) - 1, 4) for n in range(5))[beat],
+                                     -tail[:2], unit=1))
+        for p in range(8):
+            upper = tail[2] ^ (tail[:2] > p % 4)
+            with m.If(accept & lanes[p % 4] & (upper == p // 4)):
+                m.d.sync += store[p].eq(rotated[p % 4])
+        m.d.sync += head.eq(head + taken)
         with m.If(self.clear):
-            m.d.sync += [held.eq(0), count.eq(0), ended.eq(0)]
+            m.d.sync += [head.eq(0), tail.eq(0), count.eq(0), ended.eq(0)]
+        with m.Elif(accept):
+            m.d.sync += [tail.eq(tail + beat), count.eq(after + beat), ended.eq(self.i.p.last)]
         with m.Else():
-            with m.If(self.i.valid & self.i.ready):
-                incoming = _low_bytes(self.i.p.data, beat)
-                m.d.sync += [held.eq(kept | (incoming << (after * 8))),
-                             count.eq(after + beat),
-                             ended.eq(self.i.p.last)]
-            with m.Else():
-                m.d.sync += [held.eq(kept), count.eq(after)]
+            m.d.sync += count.eq(after)
         return m

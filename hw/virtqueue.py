@@ -256,11 +256,15 @@ class VirtqueueEngine(wiring.Component):
         m.d.comb += settled.eq(outstanding + issued - answered == 0)
         data_in = bus.dat_r
 
-        # A control access is a 16- or 32-bit word at base + offset, with one shared adder.
+        # A control access is a 16- or 32-bit word at base + 4 * (slot + inc) + low, with one
+        # shared adder and one shared incrementer: every "4 +" of the ring layouts (§2.7.6,
+        # §2.7.8) is the incrementer or a bit of the slot, never an adder of its own.
         ctl_base = Signal(baw)
-        ctl_off = Signal(baw)
+        ctl_slot = Signal(19)
+        ctl_inc = Signal()
+        ctl_low = Signal(2)
         ctl_addr = Signal(baw)
-        m.d.comb += ctl_addr.eq(ctl_base + ctl_off)
+        m.d.comb += ctl_addr.eq(ctl_base + Cat(ctl_low, ctl_slot + ctl_inc))
         half = Signal()                         # which half of the word is addressed
         m.d.comb += half.eq(ctl_addr[1])
         # The half of each request in flight, oldest in bit 0: two control reads may be in
@@ -277,11 +281,17 @@ class VirtqueueEngine(wiring.Component):
         halfword = Signal(16)
         m.d.comb += halfword.eq(Mux(halves[0], data_in[16:], data_in[:16]))
 
-        def control(base, offset):
-            m.d.comb += [ctl_base.eq(base), ctl_off.eq(offset), issue_adr.eq(ctl_addr[2:])]
+        def control(base, slot=0, inc=0, low=0):
+            m.d.comb += [ctl_base.eq(base), ctl_slot.eq(slot), ctl_inc.eq(inc), ctl_low.eq(low),
+                         issue_adr.eq(ctl_addr[2:])]
+
+        def ring_entry(base, entry):
+            """The 16-bit ring entry ``entry`` of the available ring: base + 4 + 2 * entry."""
+            control(base, slot=entry >> 1, inc=1, low=Cat(0, entry[0]))
 
         # --- descriptor store ----------------------------------------------------------------
-        desc_layout = data.StructLayout({"address": baw, "length": 32, "writable": 1})
+        # A buffer by its first and last byte: the data phase then counts words, not bytes.
+        desc_layout = data.StructLayout({"first": baw, "last": baw, "writable": 1})
         m.submodules.store = store = memory.Memory(shape=desc_layout,
                                                    depth=self._max_chain, init=[])
         store_w = store.write_port()
@@ -325,13 +335,22 @@ class VirtqueueEngine(wiring.Component):
         m.d.comb += [unpacker.i.valid.eq(self.write.valid & write_phase),
                      self.write.ready.eq(unpacker.i.ready & write_phase)]
 
-        cur_addr = Signal(baw)
-        cur_left = Signal(32)                   # bytes of the descriptor left (write phase)
-        cur_lo = Signal(2)                      # read phase: lane of the first byte
-        cur_end = Signal(2)                     # read phase: lane of the last byte
-        words_left = Signal(32)                 # read phase: words to request
-        answers_left = Signal(32)               # read phase: words to receive
+        # The buffer in hand, by words: the control adder steps them (no control access is made
+        # meanwhile) and one comparator serves both phases.
+        cur_word = Signal(self._addr_width)     # read: last requested; write: next to write
+        last_word = Signal(self._addr_width)
+        cur_lo = Signal(2)                      # lane of the buffer's first byte
+        cur_end = Signal(2)                     # lane of its last byte
+        fresh = Signal()                        # read: nothing requested; write: nothing sent
         first_answer = Signal()
+        at_last = Signal()
+        m.d.comb += at_last.eq(cur_word == last_word)
+        next_word = ctl_addr[2:]
+
+        def step_word(inc):
+            """``next_word``: ``cur_word`` plus ``inc``."""
+            control(Cat(Const(0, 2), cur_word), inc=inc)
+
         discard = Signal()                      # no writable buffer left: drop the bytes
         written = Signal(32)
 
@@ -340,14 +359,36 @@ class VirtqueueEngine(wiring.Component):
         new_used = Signal(16)
         m.d.comb += new_used.eq(avail + 1)
 
-        def offer(readable, writable, readables):
+        # The descriptor in words (DESC_CHECK), decoded here so that the request can be offered
+        # from it in the cycle its last descriptor is stored.
+        address = Cat(words[0], words[1])
+        length_less = words[2]                  # the length less one (DESC)
+        flags, following = words[3][:16], words[3][16:]
+        writable = flags & _DESC_F_WRITE != 0
+        # A non-empty buffer is on the bus when its address has no bit above the bus's and its
+        # last byte (address + length - 1) is below 2 ** baw.
+        last = Signal(max(baw, 32) + 1)
+        m.d.comb += last.eq(address[:baw] + length_less)
+        total = Signal(33)                      # Cat: the length's "+ 1" as the carry in
+        m.d.comb += total.eq((Cat(1, Mux(writable, writable_total, readable_total)) +
+                              Cat(1, length_less))[1:])
+        m.d.comb += [store_w.addr.eq(chain_len), store_w.data.first.eq(address[:baw]),
+                     store_w.data.last.eq(last[:baw]), store_w.data.writable.eq(writable)]
+        closing = Signal()                      # DESC_CHECK: the chain's last descriptor
+        readables = Signal.like(readable_count)
+        m.d.comb += [
+            readables.eq(readable_count + (closing & ~writable)),
+            self.request.p.queue.eq(q), self.request.p.head.eq(head),
+            self.request.p.readable.eq(Mux(closing & ~writable, total, readable_total)),
+            self.request.p.writable.eq(Mux(closing & writable, total, writable_total)),
+            packer.empty.eq(readables == 0),
+        ]
+
+        def offer():
             """Offer the chain to device logic (from the cycle its last descriptor is stored
             until taken); the data phase starts with the store's first descriptor."""
-            m.d.comb += [self.request.valid.eq(1), self.request.p.queue.eq(q),
-                         self.request.p.head.eq(head), self.request.p.readable.eq(readable),
-                         self.request.p.writable.eq(writable),
-                         packer.load.eq(1), packer.total.eq(readable),
-                         unpacker.clear.eq(1), fifo_clear.eq(1), store_r.addr.eq(0)]
+            m.d.comb += [self.request.valid.eq(1), packer.load.eq(1), unpacker.clear.eq(1),
+                         fifo_clear.eq(1), store_r.addr.eq(0)]
             m.d.sync += [slot.eq(0), written.eq(0), discard.eq(0)]
             with m.If(self.request.ready):
                 with m.If(readables == 0):
@@ -357,12 +398,12 @@ class VirtqueueEngine(wiring.Component):
             with m.Else():
                 m.next = "REQUEST"
 
+        new_chain = Signal()
+
         def take_head():
             """The ring entry's answer: the head of the next chain (D11 case 2)."""
-            m.d.sync += [sent.eq(0), got.eq(0), index.eq(halfword), head.eq(halfword),
-                         chain_len.eq(0), readable_count.eq(0), seen_writable.eq(0),
-                         readable_total.eq(0), writable_total.eq(0)]
-            with m.If(~bus.err & (halfword >= size)):
+            m.d.comb += new_chain.eq(1)
+            with m.If(~bus.err & (halfword & ~mask).any()):     # size: a power of 2
                 fault(RingError.HEAD)
             with m.Else():
                 m.next = "DESC"
@@ -431,7 +472,7 @@ class VirtqueueEngine(wiring.Component):
                 with m.If(shadow_avail[q] != avail):
                     m.next = "HEAD"             # buffers seen before and not yet taken
                 with m.Else():
-                    control(driver_base, 2)
+                    control(driver_base, low=2)
                     m.d.comb += want.eq(sent == 0)
                     with m.If(issued):
                         m.d.sync += sent.eq(1)
@@ -455,7 +496,7 @@ class VirtqueueEngine(wiring.Component):
             with m.State("EVENT"):
                 # avail_event := last_avail_idx, then avail.idx again (§2.7.10): closes the
                 # race with a driver that added a buffer and read the old avail_event.
-                control(device_base, 4 + (size << 3))
+                control(device_base, slot=Cat(1, size))     # 4 + 8 * size
                 m.d.comb += [want.eq(sent == 0), issue_we.eq(1),
                              issue_sel.eq(Mux(half, 0b1100, 0b0011)),
                              issue_dat.eq(avail.replicate(2))]
@@ -467,7 +508,7 @@ class VirtqueueEngine(wiring.Component):
                 guard()
 
             with m.State("HEAD"):
-                control(driver_base, 4 + ((avail & mask) << 1))
+                ring_entry(driver_base, avail & mask)
                 m.d.comb += want.eq(sent == 0)
                 with m.If(issued):
                     m.d.sync += sent.eq(1)
@@ -477,47 +518,39 @@ class VirtqueueEngine(wiring.Component):
 
             with m.State("DESC"):
                 # The descriptor's four words, requested back to back.
-                control(desc_base, Cat(Const(0, 2), sent[:2], index))
+                control(desc_base, slot=Cat(sent[:2], index))
                 m.d.comb += want.eq(sent != 4)
                 with m.If(issued):
                     m.d.sync += sent.eq(sent + 1)
                 with m.If(answered):
                     m.d.sync += [words[got[:2]].eq(data_in), got.eq(got + 1)]
+                    with m.If(got == 2):
+                        # The length less one, registered: DESC_CHECK then adds it to the
+                        # address for the last byte (case 8) in one carry chain.
+                        m.d.sync += words[2].eq(data_in - 1)
                     with m.If(got == 3):        # the last of the four: nothing else in flight
                         m.d.sync += [sent.eq(0), got.eq(0)]
                         m.next = "DESC_CHECK"
                 guard()
 
             with m.State("DESC_CHECK"):
-                address = Cat(words[0], words[1])
-                length = words[2]
-                flags, following = words[3][:16], words[3][16:]
-                writable = flags & _DESC_F_WRITE != 0
-                end = Signal(65)
-                m.d.comb += end.eq(address + length)
-                total = Signal(33)
-                m.d.comb += total.eq(Mux(writable, writable_total, readable_total) + length)
-                limit = Signal(range(max(self._max_chain, 1 << 16) + 1))
-                m.d.comb += limit.eq(Mux(size < self._max_chain, size, self._max_chain))
                 with m.If(flags & _DESC_F_INDIRECT):
                     fault(RingError.INDIRECT)
-                with m.Elif(length == 0):
+                with m.Elif(length_less.all()):
                     fault(RingError.ZERO_LENGTH)
-                with m.Elif(end[baw:].any() & (end != 1 << baw)):
-                    fault(RingError.BUS)        # beyond the bus, or past 2^64
+                with m.Elif(address[baw:].any() | last[baw:].any()):
+                    fault(RingError.BUS)        # beyond the bus
                 with m.Elif(seen_writable & ~writable):
                     fault(RingError.ORDER)
                 with m.Elif(total[32]):
                     fault(RingError.TOTAL)
-                with m.Elif((flags & _DESC_F_NEXT != 0) & (following >= size)):
-                    fault(RingError.NEXT)
-                with m.Elif((flags & _DESC_F_NEXT != 0) & (chain_len + 1 >= limit)):
+                with m.Elif((flags & _DESC_F_NEXT != 0) & (following & ~mask).any()):
+                    fault(RingError.NEXT)       # size is a power of 2 (CHECK)
+                with m.Elif((flags & _DESC_F_NEXT != 0) &
+                            ((chain_len + 1 >= self._max_chain) | (chain_len + 1 >= size))):
                     fault(RingError.TOO_LONG)
                 with m.Else():
-                    m.d.comb += [store_w.addr.eq(chain_len), store_w.en.eq(1),
-                                 store_w.data.address.eq(address[:baw]),
-                                 store_w.data.length.eq(length),
-                                 store_w.data.writable.eq(writable)]
+                    m.d.comb += store_w.en.eq(1)
                     m.d.sync += [chain_len.eq(chain_len + 1), seen_writable.eq(writable),
                                  index.eq(following)]
                     with m.If(writable):
@@ -528,43 +561,41 @@ class VirtqueueEngine(wiring.Component):
                     with m.If(flags & _DESC_F_NEXT):
                         m.next = "DESC"
                     with m.Else():
-                        offer(Mux(writable, readable_total, total[:32]),
-                              Mux(writable, total[:32], writable_total),
-                              readable_count + ~writable)
+                        m.d.comb += closing.eq(1)
+                        offer()
                 guard(holding=True)             # device logic may refuse in the handshake
 
             with m.State("REQUEST"):
-                offer(readable_total, writable_total, readable_count)
+                offer()
                 guard(holding=True)             # device logic may refuse in the handshake
 
             with m.State("LOAD_READ"):
                 # The buffer's first word is requested in this cycle already.
                 entry = store_r.data
-                span = Signal(34)
-                m.d.comb += [span.eq(entry.address[:2] + entry.length + 3),
-                             issue_adr.eq(entry.address[2:]),
+                m.d.comb += [issue_adr.eq(entry.first[2:]),
                              want.eq(fifo.level + outstanding < OUTSTANDING)]
-                m.d.sync += [cur_addr.eq(entry.address + Mux(issued, 4, 0)),
-                             cur_lo.eq(entry.address[:2]),
-                             cur_end.eq((entry.address[:2] + entry.length - 1)[:2]),
-                             words_left.eq(span[2:] - issued), answers_left.eq(span[2:]),
-                             first_answer.eq(1), slot.eq(slot + 1)]
+                m.d.sync += [cur_word.eq(entry.first[2:]), last_word.eq(entry.last[2:]),
+                             cur_lo.eq(entry.first[:2]), cur_end.eq(entry.last[:2]),
+                             fresh.eq(~issued), first_answer.eq(1), slot.eq(slot + 1)]
                 m.next = "READ"
                 guard(holding=True)
 
             with m.State("READ"):
-                m.d.comb += [issue_adr.eq(cur_addr[2:])]
-                m.d.comb += want.eq((words_left != 0) & (fifo.level + outstanding < OUTSTANDING))
+                more = fresh | ~at_last
+                step_word(~fresh)
+                m.d.comb += want.eq(more & (fifo.level + outstanding < OUTSTANDING))
                 with m.If(issued):
-                    m.d.sync += [cur_addr.eq(cur_addr + 4), words_left.eq(words_left - 1)]
-                last_word = answers_left == 1
-                hi = Mux(last_word, cur_end + 1, 4)
+                    m.d.sync += [cur_word.eq(next_word), fresh.eq(0)]
+                # Only this buffer's words are in flight here.
+                last_answer = ~more & (outstanding == 1)
+                hi = Mux(last_answer, cur_end + 1, 4)
                 lo = Mux(first_answer, cur_lo, 0)
                 m.d.comb += [answer.data.eq(data_in), answer.lo.eq(lo), answer.n.eq(hi - lo),
+                             answer.last.eq(last_answer & (slot == readable_count)),
                              answer_valid.eq(answered & ~bus.err)]
                 with m.If(answered):
-                    m.d.sync += [answers_left.eq(answers_left - 1), first_answer.eq(0)]
-                    with m.If(last_word):
+                    m.d.sync += first_answer.eq(0)
+                    with m.If(last_answer):
                         m.next = "READ_NEXT"
                 guard(holding=True)
 
@@ -584,16 +615,18 @@ class VirtqueueEngine(wiring.Component):
                 with m.If(slot == chain_len):
                     m.d.sync += discard.eq(1)
                 with m.Else():
-                    m.d.sync += [cur_addr.eq(entry.address), cur_left.eq(entry.length),
-                                 slot.eq(slot + 1)]
+                    m.d.sync += [cur_word.eq(entry.first[2:]), last_word.eq(entry.last[2:]),
+                                 cur_lo.eq(entry.first[:2]), cur_end.eq(entry.last[:2]),
+                                 fresh.eq(1), slot.eq(slot + 1)]
                 m.next = "WRITE"
                 guard(holding=True)
 
             with m.State("WRITE"):
+                step_word(1)
                 m.d.comb += [write_phase.eq(1),
-                             unpacker.lane.eq(Mux(discard, 0, cur_addr[:2])),
-                             unpacker.room.eq(Mux(discard | (cur_left > 4), 4, cur_left)),
-                             issue_adr.eq(cur_addr[2:]), issue_we.eq(1),
+                             unpacker.lane.eq(Mux(discard | ~fresh, 0, cur_lo)),
+                             unpacker.stop.eq(Mux(discard | ~at_last, 3, cur_end)),
+                             issue_adr.eq(cur_word), issue_we.eq(1),
                              issue_sel.eq(unpacker.o.p.sel), issue_dat.eq(unpacker.o.p.data)]
                 with m.If(discard):
                     m.d.comb += unpacker.o.ready.eq(1)
@@ -601,10 +634,9 @@ class VirtqueueEngine(wiring.Component):
                     m.d.comb += [want.eq(unpacker.o.valid),
                                  unpacker.o.ready.eq(credit & ~bus.stall)]
                     with m.If(issued):
-                        n = unpacker.o.p.n
-                        m.d.sync += [cur_addr.eq(cur_addr + n), cur_left.eq(cur_left - n),
-                                     written.eq(written + n)]
-                        with m.If(cur_left == n):
+                        m.d.sync += [cur_word.eq(next_word), fresh.eq(0),
+                                     written.eq(written + unpacker.o.p.n)]
+                        with m.If(at_last):
                             m.d.comb += store_r.addr.eq(slot)
                             m.next = "LOAD_WRITE"
                 # Every data write acknowledged before the used ring is touched (§2.7.8.2): the
@@ -617,8 +649,10 @@ class VirtqueueEngine(wiring.Component):
                 # The used element, then used.idx, back to back: both are in the used ring, one
                 # memory, and the bus keeps a master's requests in order (§2.7.8.2 asks only
                 # that the element be visible first).
-                elem = 4 + ((avail & mask) << 3)
-                control(device_base, Mux(sent == 2, 2, elem + Mux(sent == 1, 4, 0)))
+                with m.If(sent == 2):
+                    control(device_base, low=2)
+                with m.Else():                  # 4 + 8 * entry, and the word after it
+                    control(device_base, slot=Cat(1, avail & mask), inc=sent[0])
                 m.d.comb += [want.eq(sent < 3), issue_we.eq(1),
                              issue_sel.eq(Mux(sent == 2, 0b1100, 0b1111)),
                              issue_dat.eq(Mux(sent == 0, head,
@@ -637,10 +671,12 @@ class VirtqueueEngine(wiring.Component):
                 # queue has buffers seen and no other queue waits, the next ring entry is read
                 # right behind (it does not depend on the answer).
                 others = pending & self.queues.ready & ~(1 << q)
-                with m.If(sent == 0):
-                    control(driver_base, Mux(self.event_idx, 4 + (size << 1), 0))
+                with m.If((sent == 0) & ~self.event_idx):
+                    control(driver_base)        # avail.flags
+                with m.Elif(sent == 0):
+                    ring_entry(driver_base, size)   # used_event
                 with m.Else():
-                    control(driver_base, 4 + ((new_used & mask) << 1))
+                    ring_entry(driver_base, new_used & mask)
                 m.d.comb += want.eq((sent == 0) | ((sent == 1) & chained))
                 with m.If(issued):
                     m.d.sync += sent.eq(sent + 1)
@@ -676,6 +712,11 @@ class VirtqueueEngine(wiring.Component):
                 with m.If(outstanding == 0):
                     m.d.comb += self.abort.eq(1)
                     m.next = "IDLE"
+
+        with m.If(new_chain):
+            m.d.sync += [sent.eq(0), got.eq(0), index.eq(halfword), head.eq(halfword),
+                         chain_len.eq(0), readable_count.eq(0), seen_writable.eq(0),
+                         readable_total.eq(0), writable_total.eq(0)]
 
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | (outstanding != 0) |
                                  ((pending & self.queues.ready).any() & ~broken))
