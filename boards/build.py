@@ -5,6 +5,10 @@ Usage::
     ./run python -m boards.build icebreaker        # -> build/boards/icebreaker/top.bin
     ./run python -m boards.build ulx3s             # -> build/boards/ulx3s/top.bit
     ./run python -m boards.build all --baud 115200 --seed 1
+    ./run python -m boards.build icebreaker --soc blk   # -> build/boards/icebreaker-blk/top.bin
+
+``--soc`` chooses the system (:data:`boards.top.SOCS`): ``echo`` (the default) or ``blk``, the
+virtio-blk SoC with a RAM disk. iCE40 boards give ``top.bin``, ECP5 boards ``top.bit``.
 
 Building is build-only: nothing is programmed. The tool variables Amaranth reads are set here, to
 the YoWASP executables next to ``sys.executable``, so an un-activated ``.venv/bin/python`` works
@@ -20,11 +24,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .top import BOARDS, DEFAULT_BAUD, BoardTop
+from amaranth.vendor import LatticeICE40Platform
+
+from .top import BOARDS, DEFAULT_BAUD, SOCS, BoardTop
 
 
-__all__ = ["BUILD_ROOT", "tool_env", "use_yowasp", "read_report", "BuildResult", "build_board",
-           "main"]
+__all__ = ["BUILD_ROOT", "tool_env", "use_yowasp", "read_report", "BuildResult",
+           "default_build_dir", "build_board", "main"]
 
 #: Build products go to ``build/boards/<board>/`` (ignored by git).
 BUILD_ROOT = Path(__file__).resolve().parent.parent / "build" / "boards"
@@ -78,6 +84,7 @@ class BuildResult:
     raises nothing.
     """
     board: str
+    soc: str
     bitstream: Path
     clk_mhz: float
     fmax_mhz: float
@@ -91,18 +98,32 @@ class BuildResult:
     def summary(self):
         used = {bel: u["used"] for bel, u in self.utilization.items() if u.get("used")}
         cells = ", ".join(f"{bel} {n}" for bel, n in sorted(used.items()))
-        return (f"{self.board}: {self.bitstream} ({self.bitstream.stat().st_size} bytes) in "
-                f"{self.seconds:.0f} s; Fmax {self.fmax_mhz:.1f} MHz for a {self.clk_mhz:g} MHz "
+        return (f"{self.board} ({self.soc} SoC): {self.bitstream} "
+                f"({self.bitstream.stat().st_size} bytes) in {self.seconds:.0f} s; "
+                f"Fmax {self.fmax_mhz:.1f} MHz for a {self.clk_mhz:g} MHz "
                 f"clock ({'met' if self.meets_clock else 'NOT MET'}); {cells}")
 
 
-def build_board(board, *, build_dir=None, baud=DEFAULT_BAUD, seed=1, echo=print):
-    """Build ``board``'s bitstream; returns a :class:`BuildResult`."""
+#: What each SoC holds, for the progress messages.
+_CONTENTS = {
+    "echo": "transport, echo device, MSI recorder",
+    "blk":  "virtio-blk transport, virtqueue engine, RAM disk, guest RAM",
+}
+
+
+def default_build_dir(board, soc="echo"):
+    """``build/boards/<board>`` for the echo SoC, ``build/boards/<board>-<soc>`` for another."""
+    return BUILD_ROOT / (board if soc == "echo" else f"{board}-{soc}")
+
+
+def build_board(board, *, soc="echo", build_dir=None, baud=DEFAULT_BAUD, seed=1, echo=print):
+    """Build ``board``'s bitstream with the ``soc`` system (:data:`boards.top.SOCS`); returns
+    a :class:`BuildResult`."""
     use_yowasp()
-    build_dir = Path(build_dir or BUILD_ROOT / board)
-    echo(f"[{board}] elaborating the top (transport, UART bridge at {baud} baud, echo device, "
-         f"MSI recorder)")
-    top = BoardTop(board, baud=baud)
+    build_dir = Path(build_dir or default_build_dir(board, soc))
+    echo(f"[{board}] elaborating the {soc} top ({_CONTENTS.get(soc, soc)}, UART bridge at "
+         f"{baud} baud)")
+    top = BoardTop(board, baud=baud, soc=soc)
     echo(f"[{board}] synthesis, place and route, packing with YoWASP in {build_dir} "
          f"(the first YoWASP run compiles WebAssembly: 40 to 100 s)")
     start = time.monotonic()
@@ -113,8 +134,9 @@ def build_board(board, *, build_dir=None, baud=DEFAULT_BAUD, seed=1, echo=print)
     # One clock domain: the platform's default clock (`cd_sync.clk` on iCE40,
     # `$glbnet$cd_sync.clk` on ECP5).
     (clock,) = [name for name in report["fmax"] if "cd_sync" in name]
-    bitstream = build_dir / ("top.bin" if board == "icebreaker" else "top.bit")
-    result = BuildResult(board, bitstream, top.clk_frequency / 1e6,
+    ice40 = isinstance(top.platform, LatticeICE40Platform)
+    bitstream = build_dir / ("top.bin" if ice40 else "top.bit")
+    result = BuildResult(board, soc, bitstream, top.clk_frequency / 1e6,
                          report["fmax"][clock]["achieved"], seconds, report["utilization"])
     echo(f"[{board}] {result.summary()}")
     return result
@@ -126,12 +148,15 @@ def main(argv=None):
     parser.add_argument("board", choices=[*BOARDS, "all"])
     parser.add_argument("--baud", type=int, default=DEFAULT_BAUD)
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
-    parser.add_argument("--build-dir", help="default: build/boards/<board>")
+    parser.add_argument("--soc", choices=SOCS, default="echo",
+                        help="the system on the board (default: echo)")
+    parser.add_argument("--build-dir",
+                        help="default: build/boards/<board>, or <board>-blk for --soc blk")
     args = parser.parse_args(argv)
     boards = list(BOARDS) if args.board == "all" else [args.board]
     ok = True
     for board in boards:
-        result = build_board(board, baud=args.baud, seed=args.seed,
+        result = build_board(board, soc=args.soc, baud=args.baud, seed=args.seed,
                              build_dir=args.build_dir if len(boards) == 1 else None)
         ok &= result.meets_clock and result.bitstream.exists()
     return 0 if ok else 1

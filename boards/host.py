@@ -19,6 +19,14 @@ Command line (a board with the bitstream of :mod:`boards.build` on its USB seria
     ./run python -m boards.host /dev/ttyUSB1 bringup    # Linux-style bring-up, doorbells, irq
     ./run python -m boards.host /dev/ttyUSB1 msi        # bring-up with MSI, messages read back
     ./run python -m boards.host /dev/ttyUSB1 recorder   # dump the MSI recorder
+
+With the block-device SoC (``boards.build BOARD --soc blk``), ``blk`` performs virtio-blk
+requests through a ring in the board's on-chip memory (:mod:`boards.host_blk`)::
+
+    ./run python -m boards.host /dev/ttyUSB1 blk info              # capacity, serial
+    ./run python -m boards.host /dev/ttyUSB1 blk read 0            # sector 0, as a hex dump
+    ./run python -m boards.host /dev/ttyUSB1 blk read 2 --count 3 --output three.bin
+    ./run python -m boards.host /dev/ttyUSB1 blk write 1 file.bin  # zero-padded to sectors
 """
 
 import argparse
@@ -40,7 +48,7 @@ from .top import DEFAULT_BAUD, FRAME_TIMEOUT
 
 
 __all__ = ["BridgeError", "encode_read", "encode_write", "BridgeMMIO", "SerialLine",
-           "read_recorder", "clear_recorder", "main"]
+           "read_recorder", "clear_recorder", "run_blk_command", "main"]
 
 
 class BridgeError(Exception):
@@ -97,7 +105,8 @@ class BridgeMMIO:
         (``BAD_COMMAND``, ``TIMEOUT``: line noise) or after a missing response to a read.
 
     Offsets are those of the bridge's bus: the transport at 0, the recorder at
-    :data:`~hw.soc.soc.RECORDER_BASE`.
+    :data:`~hw.soc.soc.RECORDER_BASE`, and with the block-device SoC guest memory from
+    :data:`~hw.soc.blksoc.GUEST_WINDOW`.
 
     Raises
     ------
@@ -329,17 +338,65 @@ async def run_command(io, command, *, echo=print, queues=(0, 1)):
     return out
 
 
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(prog="python -m boards.host",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("port", help="serial port, e.g. /dev/ttyUSB1")
-    parser.add_argument("command", choices=["probe", "bringup", "msi", "recorder"])
     parser.add_argument("--baud", type=int, default=DEFAULT_BAUD)
-    args = parser.parse_args(argv)
+    # --baud may also follow the command, as before the commands were subcommands.
+    baud = argparse.ArgumentParser(add_help=False)
+    baud.add_argument("--baud", type=int, default=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("probe", "bringup", "msi", "recorder"):
+        commands.add_parser(name, parents=[baud])
+    blk = commands.add_parser("blk", help="virtio-blk requests (the block-device SoC)")
+    actions = blk.add_subparsers(dest="action", required=True)
+    actions.add_parser("info", parents=[baud], help="capacity, seg_max and serial")
+    read = actions.add_parser("read", parents=[baud], help="read sectors")
+    read.add_argument("sector", type=lambda text: int(text, 0))
+    read.add_argument("--count", type=int, default=1, help="sectors (default 1)")
+    read.add_argument("--output", help="write the data to this file instead of a hex dump")
+    write = actions.add_parser("write", parents=[baud],
+                               help="write a file to sectors (zero-padded)")
+    write.add_argument("sector", type=lambda text: int(text, 0))
+    write.add_argument("file")
+    return parser
+
+
+async def run_blk_command(io, args, *, echo=print):
+    """The ``blk`` command for parsed ``args``; returns the exit status."""
+    from pathlib import Path
+    from hw.blk import SECTOR
+    from .host_blk import BlkError, hexdump, run_blk
+    options = {}
+    if args.action == "read":
+        options = dict(sector=args.sector, count=args.count)
+    elif args.action == "write":
+        options = dict(sector=args.sector, data=Path(args.file).read_bytes())
+    try:
+        out = await run_blk(io, args.action, echo=echo, **options)
+    except BlkError as error:
+        echo(f"blk {args.action}: {error}")
+        return 1
+    if args.action == "read":
+        if args.output:
+            Path(args.output).write_bytes(out["data"])
+            echo(f"{len(out['data'])} bytes to {args.output}")
+        else:
+            for text in hexdump(out["data"], start=SECTOR * args.sector):
+                echo(text)
+    return 0
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
     line = SerialLine(args.port, baud=args.baud)
     try:
         line.settle()
-        asyncio.run(run_command(BridgeMMIO(line), args.command))
+        io = BridgeMMIO(line)
+        if args.command == "blk":
+            return asyncio.run(run_blk_command(io, args))
+        asyncio.run(run_command(io, args.command))
     finally:
         line.close()
     return 0

@@ -5,17 +5,51 @@ import json
 import pytest
 
 from boards.bench import count_cells, logic_depth, markdown, summarize_path
-from boards.build import build_board, tool_env
-from boards.top import BOARDS, BoardTop
+from boards.build import BUILD_ROOT, build_board, default_build_dir, tool_env
+from boards.top import BOARDS, SOCS, BoardTop, disk_label
+from hw.blk import SECTOR
+from hw.soc.blksoc import BlkSoC
+from hw.soc.soc import BridgeSoC
+
+
+#: The bitstreams CI builds: the echo SoC on the two boards it was made for, the blk SoC on
+#: every board (``boards.build`` builds any pair).
+BUILDS = [("icebreaker", "echo"), ("ulx3s", "echo")] + [(board, "blk") for board in sorted(BOARDS)]
 
 
 @pytest.mark.fpga
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize("board", sorted(BOARDS))
-def test_bitstream_builds_and_meets_the_board_clock(board, tmp_path):
-    result = build_board(board, build_dir=tmp_path / board, echo=lambda text: None)
+@pytest.mark.parametrize("board, soc", BUILDS, ids=[f"{b}-{s}" for b, s in BUILDS])
+def test_bitstream_builds_and_meets_the_board_clock(board, soc, tmp_path):
+    result = build_board(board, soc=soc, build_dir=tmp_path / board, echo=lambda text: None)
     assert result.bitstream.exists() and result.bitstream.stat().st_size > 10_000
     assert result.fmax_mhz >= result.clk_mhz, result.summary()
+
+
+@pytest.mark.parametrize("soc", SOCS)
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_every_soc_elaborates_for_every_board(board, soc):
+    top = BoardTop(board, soc=soc)
+    assert isinstance(top.soc, {"echo": BridgeSoC, "blk": BlkSoC}[soc])
+    plan = top.platform.prepare(top, name="top")
+    constraints = "top.pcf" if "top.pcf" in plan.files else "top.lpf"
+    assert {"top.il", constraints} <= set(plan.files)
+    # the pins of the UART and of every LED the board maps
+    text = plan.files[constraints]
+    assert text.count("uart_0__") >= 2 and text.count("led_") >= len(top.leds)
+    if soc == "blk":
+        spec = BOARDS[board]
+        assert top.soc.capacity == spec.capacity
+        assert top.soc.has_msi == ("msi" in spec.blk)
+        label = disk_label(board)
+        words = list(top.soc.disk.ram.init)
+        assert len(words) == spec.capacity * SECTOR // 4
+        assert b"".join(w.to_bytes(4, "little") for w in words)[:len(label)] == label
+
+
+def test_build_directory_names_the_soc():
+    assert default_build_dir("ulx3s") == BUILD_ROOT / "ulx3s"
+    assert default_build_dir("icebreaker", "blk") == BUILD_ROOT / "icebreaker-blk"
 
 
 def test_tool_environment_points_at_yowasp():
@@ -26,7 +60,8 @@ def test_tool_environment_points_at_yowasp():
 
 
 def test_board_top_refuses_unknown_board():
-    with pytest.raises(ValueError, match=r"board must be one of \['icebreaker', 'ulx3s'\]"):
+    with pytest.raises(ValueError, match=r"board must be one of \['hx8k', 'icebreaker', 'ulx3s', "
+                                         r"'ulx3s-25f'\], not 'arty'"):
         BoardTop("arty")
 
 

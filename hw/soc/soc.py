@@ -25,7 +25,7 @@ from .recorder import MSIRecorder
 from .uart import UARTReceiver, UARTTransmitter
 
 
-__all__ = ["RECORDER_BASE", "RECORDER_DEPTH", "BOARD_TRANSPORT", "BridgeSoC"]
+__all__ = ["RECORDER_BASE", "RECORDER_DEPTH", "BOARD_TRANSPORT", "BridgeSoC", "stretched"]
 
 #: Byte offset of the MSI recorder on the bridge's bus, above any transport window.
 RECORDER_BASE = 0x8000
@@ -160,16 +160,19 @@ class BridgeSoC(wiring.Component):
         with m.Else():
             m.d.comb += host.ack.eq(hole_ack)
 
-        def stretched(pulse):
-            timer = Signal(range(self._stretch + 1))
-            with m.If(pulse):
-                m.d.sync += timer.eq(self._stretch)
-            with m.Elif(timer != 0):
-                m.d.sync += timer.eq(timer - 1)
-            return timer != 0
-
         m.d.comb += [
-            self.msi_led.eq(stretched(recorder.activity)),
-            self.activity.eq(stretched(bridge.active)),
+            self.msi_led.eq(stretched(m, recorder.activity, self._stretch)),
+            self.activity.eq(stretched(m, bridge.active, self._stretch)),
         ]
         return m
+
+
+def stretched(m, pulse, cycles):
+    """A signal of ``m`` that is high for ``cycles`` cycles after each cycle ``pulse`` is high
+    (so that an LED shows a one-cycle event)."""
+    timer = Signal(range(cycles + 1))
+    with m.If(pulse):
+        m.d.sync += timer.eq(cycles)
+    with m.Elif(timer != 0):
+        m.d.sync += timer.eq(timer - 1)
+    return timer != 0
