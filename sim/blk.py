@@ -33,6 +33,8 @@ class DiskModel:
     async def serve(self, ctx, bus):
         signals = (bus.cyc, bus.stb, bus.we, bus.adr, bus.sel, bus.dat_w, bus.ack)
         async for _, _, cyc, stb, we, adr, sel, dat_w, ack in ctx.tick().sample(*signals):
+            if not (cyc and stb) and not ack:
+                continue                    # idle: nothing to set (signal updates cost time)
             if cyc and stb and not ack:
                 address = adr * 4
                 word = int.from_bytes(self.image[address:address + 4], "little")

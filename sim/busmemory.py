@@ -102,8 +102,9 @@ class WishboneMemory:
     async def serve(self, ctx, bus):
         """The target, as a background testbench on ``bus`` (the initiator's port)."""
         in_flight = deque()             # (due cycle, taken cycle, write, address, sel, data)
-        stalled = self.random.random() < self.stall
+        stalled = bool(self.stall) and self.random.random() < self.stall
         ctx.set(bus.stall, stalled)
+        driven = [0, 0, 0, stalled]     # ack, err, dat_r, stall as last set
         signals = (bus.cyc, bus.stb, bus.we, bus.adr, bus.sel, bus.dat_w)
         async for _, _, cyc, stb, we, adr, sel, dat_w in ctx.tick().sample(*signals):
             self.cycle += 1
@@ -115,13 +116,16 @@ class WishboneMemory:
                 due = self.cycle + self.random.randint(*self.latency) - 1
                 in_flight.append((due, self.cycle, bool(we), adr << 2, sel, dat_w))
             ack = err = 0
-            data = 0
+            data = driven[2]                # dat_r matters only with ack: leave it
             if in_flight and in_flight[0][0] <= self.cycle:
                 _, taken, write, address, sel_, dat = in_flight.popleft()
                 access = self._answer(taken, write, address, sel_, dat)
                 ack, err, data = int(not access.error), int(access.error), access.data
-            ctx.set(bus.ack, ack)
-            ctx.set(bus.err, err)
-            ctx.set(bus.dat_r, data)
-            stalled = self.random.random() < self.stall
-            ctx.set(bus.stall, stalled)
+            stalled = bool(self.stall) and self.random.random() < self.stall
+            # Only what changes is set: a long co-simulation spends most of its time in the
+            # simulator's signal updates.
+            for index, (signal, value) in enumerate(((bus.ack, ack), (bus.err, err),
+                                                     (bus.dat_r, data), (bus.stall, stalled))):
+                if driven[index] != value:
+                    ctx.set(signal, value)
+                    driven[index] = value
