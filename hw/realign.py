@@ -138,7 +138,8 @@ class Unpacker(wiring.Component):
 
     The consumer says where the next bytes go: lanes ``lane`` to ``stop`` of the next word
     (``stop >= lane``). A word is offered once it can be filled, or with what is left once the
-    ``last`` beat has been taken. Up to 7 bytes are held.
+    ``last`` beat has been taken. Up to 7 bytes are held; ``i.ready`` depends combinationally
+    on ``o.ready`` (a word taken makes room for a beat in the same cycle).
 
     Members
     -------
@@ -179,7 +180,8 @@ class Unpacker(wiring.Component):
             upper = head[2] ^ (head[:2] > j)
             m.d.comb += window[8 * j:8 * j + 8].eq(Mux(upper, store[j + 4], store[j]))
         m.d.comb += [
-            self.o.valid.eq((take != 0) & ((count >= fit) | ended)),
+            # take != 0 is count != 0: fit is at least 1 (stop >= lane).
+            self.o.valid.eq((count != 0) & ((count >= fit) | ended)),
             self.o.p.data.eq(_rotate(window, head[:2] - self.lane)),
             self.o.p.sel.eq(Array(Const(s, 4) for s in (0, 1, 3, 7, 15))[take] << self.lane),
             self.o.p.n.eq(take),
@@ -187,9 +189,14 @@ class Unpacker(wiring.Component):
         ]
 
         taken = Signal(range(5))
-        m.d.comb += taken.eq(Mux(self.o.valid & self.o.ready, take, 0))
+        fire = self.o.valid & self.o.ready
+        m.d.comb += taken.eq(Mux(fire, take, 0))
         after = Signal(range(8))
-        m.d.comb += [after.eq(count - taken), self.i.ready.eq(~ended & (after <= 3))]
+        m.d.comb += after.eq(count - taken)
+        # Room for a beat once at most 3 bytes are left, decided from count and fit rather than
+        # from after: no subtractor lies between o.ready and i.ready. A word taken leaves
+        # count - fit bytes (none when count < fit).
+        m.d.comb += self.i.ready.eq(~ended & ((count <= 3) | (fire & (count <= fit + 3))))
 
         beat = Signal(range(5))
         m.d.comb += beat.eq(Mux(self.i.p.count > 4, 4, self.i.p.count))

@@ -58,7 +58,7 @@ With a zero-wait memory: notification to the first descriptor read in 7 cycles; 
 ``docs/benchmark.md`` for cycles per buffer (``python -m sim.engine_bench``).
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -335,21 +335,38 @@ class VirtqueueEngine(wiring.Component):
         m.d.comb += [unpacker.i.valid.eq(self.write.valid & write_phase),
                      self.write.ready.eq(unpacker.i.ready & write_phase)]
 
-        # The buffer in hand, by words: the control adder steps them (no control access is made
-        # meanwhile) and one comparator serves both phases.
-        cur_word = Signal(self._addr_width)     # read: last requested; write: next to write
+        # The buffer in hand, by words. Timing: "cur_word is the last" is registered, decided a
+        # cycle ahead from cur_word + 1, so that no comparator lies between the buffer's state
+        # and the bus request (or the unpacker's ready) it decides.
+        cur_word = Signal(self._addr_width)     # the next word to request or write
         last_word = Signal(self._addr_width)
         cur_lo = Signal(2)                      # lane of the buffer's first byte
         cur_end = Signal(2)                     # lane of its last byte
-        fresh = Signal()                        # read: nothing requested; write: nothing sent
+        # Write: where the next word's bytes go, registered (decided with at_last).
+        lane = Signal(2)
+        stop = Signal(2)
+        spent = Signal()                        # read: every word requested
         first_answer = Signal()
-        at_last = Signal()
-        m.d.comb += at_last.eq(cur_word == last_word)
-        next_word = ctl_addr[2:]
+        at_last = Signal()                      # cur_word == last_word
+        next_word = Signal(self._addr_width)
+        m.d.comb += next_word.eq(cur_word + 1)
 
-        def step_word(inc):
-            """``next_word``: ``cur_word`` plus ``inc``."""
-            control(Cat(Const(0, 2), cur_word), inc=inc)
+        single = Signal()                       # the store's buffer is one word
+        m.d.comb += single.eq(store_r.data.first[2:] == store_r.data.last[2:])
+
+        def load_buffer(entry):
+            m.d.sync += [cur_word.eq(entry.first[2:]), last_word.eq(entry.last[2:]),
+                         at_last.eq(single),
+                         cur_lo.eq(entry.first[:2]), cur_end.eq(entry.last[:2]),
+                         slot.eq(slot + 1)]
+
+        # Outside the FSM: no state decoding on the way to the unpacker's valid.
+        m.d.comb += [unpacker.lane.eq(lane), unpacker.stop.eq(stop)]
+
+        def step_word():
+            now_last = next_word == last_word
+            m.d.sync += [cur_word.eq(next_word), at_last.eq(now_last),
+                         lane.eq(0), stop.eq(Mux(now_last, cur_end, 3))]
 
         discard = Signal()                      # no writable buffer left: drop the bytes
         written = Signal(32)
@@ -365,23 +382,28 @@ class VirtqueueEngine(wiring.Component):
         length_less = words[2]                  # the length less one (DESC)
         flags, following = words[3][:16], words[3][16:]
         writable = flags & _DESC_F_WRITE != 0
+        # Timing: the sums and the wide checks are registered as the descriptor's last word
+        # arrives (DESC), so that DESC_CHECK decides from flip-flops and a few gates.
         # A non-empty buffer is on the bus when its address has no bit above the bus's and its
         # last byte (address + length - 1) is below 2 ** baw.
         last = Signal(max(baw, 32) + 1)
-        m.d.comb += last.eq(address[:baw] + length_less)
-        total = Signal(33)                      # Cat: the length's "+ 1" as the carry in
-        m.d.comb += total.eq((Cat(1, Mux(writable, writable_total, readable_total)) +
-                              Cat(1, length_less))[1:])
+        sum_last = Signal.like(last)
+        m.d.comb += sum_last.eq(address[:baw] + length_less)
+        total = Signal(33)
+        zero_length = Signal()
+        off_bus = Signal()
+        bad_next = Signal()                     # NEXT set and next out of the ring
+        too_long = Signal()                     # NEXT set and no room for another descriptor
         m.d.comb += [store_w.addr.eq(chain_len), store_w.data.first.eq(address[:baw]),
                      store_w.data.last.eq(last[:baw]), store_w.data.writable.eq(writable)]
         closing = Signal()                      # DESC_CHECK: the chain's last descriptor
-        readables = Signal.like(readable_count)
+        no_readable = Signal()                  # the chain offered has no readable buffer
         m.d.comb += [
-            readables.eq(readable_count + (closing & ~writable)),
+            no_readable.eq((readable_count == 0) & ~(closing & ~writable)),
             self.request.p.queue.eq(q), self.request.p.head.eq(head),
             self.request.p.readable.eq(Mux(closing & ~writable, total, readable_total)),
             self.request.p.writable.eq(Mux(closing & writable, total, writable_total)),
-            packer.empty.eq(readables == 0),
+            packer.empty.eq(no_readable),
         ]
 
         def offer():
@@ -391,7 +413,7 @@ class VirtqueueEngine(wiring.Component):
                          fifo_clear.eq(1), store_r.addr.eq(0)]
             m.d.sync += [slot.eq(0), written.eq(0), discard.eq(0)]
             with m.If(self.request.ready):
-                with m.If(readables == 0):
+                with m.If(no_readable):
                     m.next = "LOAD_WRITE"
                 with m.Else():
                     m.next = "LOAD_READ"
@@ -525,29 +547,42 @@ class VirtqueueEngine(wiring.Component):
                 with m.If(answered):
                     m.d.sync += [words[got[:2]].eq(data_in), got.eq(got + 1)]
                     with m.If(got == 2):
-                        # The length less one, registered: DESC_CHECK then adds it to the
-                        # address for the last byte (case 8) in one carry chain.
+                        # The length less one, registered: the last byte (case 8) is then one
+                        # carry chain from the address.
                         m.d.sync += words[2].eq(data_in - 1)
                     with m.If(got == 3):        # the last of the four: nothing else in flight
-                        m.d.sync += [sent.eq(0), got.eq(0)]
+                        arriving = data_in[:16]     # the flags
+                        chains = arriving & _DESC_F_NEXT != 0
+                        grown = chain_len + 1
+                        m.d.sync += [
+                            sent.eq(0), got.eq(0),
+                            last.eq(sum_last),
+                            # Cat: the length's "+ 1" as the carry in.
+                            total.eq((Cat(1, Mux(arriving & _DESC_F_WRITE != 0, writable_total,
+                                                 readable_total)) +
+                                      Cat(1, length_less))[1:]),
+                            zero_length.eq(length_less.all()),
+                            off_bus.eq(address[baw:].any() | sum_last[baw:].any()),
+                            bad_next.eq(chains & (data_in[16:] & ~mask).any()),
+                            too_long.eq(chains & ((grown >= self._max_chain) | (grown >= size))),
+                        ]
                         m.next = "DESC_CHECK"
                 guard()
 
             with m.State("DESC_CHECK"):
                 with m.If(flags & _DESC_F_INDIRECT):
                     fault(RingError.INDIRECT)
-                with m.Elif(length_less.all()):
+                with m.Elif(zero_length):
                     fault(RingError.ZERO_LENGTH)
-                with m.Elif(address[baw:].any() | last[baw:].any()):
-                    fault(RingError.BUS)        # beyond the bus
+                with m.Elif(off_bus):
+                    fault(RingError.BUS)
                 with m.Elif(seen_writable & ~writable):
                     fault(RingError.ORDER)
                 with m.Elif(total[32]):
                     fault(RingError.TOTAL)
-                with m.Elif((flags & _DESC_F_NEXT != 0) & (following & ~mask).any()):
+                with m.Elif(bad_next):
                     fault(RingError.NEXT)       # size is a power of 2 (CHECK)
-                with m.Elif((flags & _DESC_F_NEXT != 0) &
-                            ((chain_len + 1 >= self._max_chain) | (chain_len + 1 >= size))):
+                with m.Elif(too_long):
                     fault(RingError.TOO_LONG)
                 with m.Else():
                     m.d.comb += store_w.en.eq(1)
@@ -570,24 +605,22 @@ class VirtqueueEngine(wiring.Component):
                 guard(holding=True)             # device logic may refuse in the handshake
 
             with m.State("LOAD_READ"):
-                # The buffer's first word is requested in this cycle already.
-                entry = store_r.data
-                m.d.comb += [issue_adr.eq(entry.first[2:]),
-                             want.eq(fifo.level + outstanding < OUTSTANDING)]
-                m.d.sync += [cur_word.eq(entry.first[2:]), last_word.eq(entry.last[2:]),
-                             cur_lo.eq(entry.first[:2]), cur_end.eq(entry.last[:2]),
-                             fresh.eq(~issued), first_answer.eq(1), slot.eq(slot + 1)]
+                load_buffer(store_r.data)
+                m.d.sync += [spent.eq(0), first_answer.eq(1)]
                 m.next = "READ"
                 guard(holding=True)
 
             with m.State("READ"):
-                more = fresh | ~at_last
-                step_word(~fresh)
-                m.d.comb += want.eq(more & (fifo.level + outstanding < OUTSTANDING))
+                m.d.comb += [issue_adr.eq(cur_word),
+                             want.eq(~spent & (fifo.level + outstanding < OUTSTANDING))]
                 with m.If(issued):
-                    m.d.sync += [cur_word.eq(next_word), fresh.eq(0)]
+                    step_word()
+                    m.d.sync += spent.eq(at_last)
+                with m.If(spent):
+                    # The next buffer's descriptor, read while the last answers come in.
+                    m.d.comb += store_r.addr.eq(slot)
                 # Only this buffer's words are in flight here.
-                last_answer = ~more & (outstanding == 1)
+                last_answer = spent & (outstanding == 1)
                 hi = Mux(last_answer, cur_end + 1, 4)
                 lo = Mux(first_answer, cur_lo, 0)
                 m.d.comb += [answer.data.eq(data_in), answer.lo.eq(lo), answer.n.eq(hi - lo),
@@ -596,36 +629,28 @@ class VirtqueueEngine(wiring.Component):
                 with m.If(answered):
                     m.d.sync += first_answer.eq(0)
                     with m.If(last_answer):
-                        m.next = "READ_NEXT"
-                guard(holding=True)
-
-            with m.State("READ_NEXT"):
-                # The write phase may start while the packer still delivers: device logic sends
-                # no write beat before it has taken every read beat.
-                m.d.comb += store_r.addr.eq(slot)
-                with m.If(slot != readable_count):
-                    m.next = "LOAD_READ"
-                with m.Else():
-                    m.next = "LOAD_WRITE"
+                        # The write phase may start while the packer still delivers: device
+                        # logic sends no write beat before it has taken every read beat.
+                        with m.If(slot != readable_count):
+                            m.next = "LOAD_READ"
+                        with m.Else():
+                            m.next = "LOAD_WRITE"
                 guard(holding=True)
 
             with m.State("LOAD_WRITE"):
                 m.d.comb += [write_phase.eq(1)]
                 entry = store_r.data
                 with m.If(slot == chain_len):
-                    m.d.sync += discard.eq(1)
+                    m.d.sync += [discard.eq(1), lane.eq(0), stop.eq(3)]
                 with m.Else():
-                    m.d.sync += [cur_word.eq(entry.first[2:]), last_word.eq(entry.last[2:]),
-                                 cur_lo.eq(entry.first[:2]), cur_end.eq(entry.last[:2]),
-                                 fresh.eq(1), slot.eq(slot + 1)]
+                    load_buffer(entry)
+                    m.d.sync += [lane.eq(entry.first[:2]),
+                                 stop.eq(Mux(single, entry.last[:2], 3))]
                 m.next = "WRITE"
                 guard(holding=True)
 
             with m.State("WRITE"):
-                step_word(1)
                 m.d.comb += [write_phase.eq(1),
-                             unpacker.lane.eq(Mux(discard | ~fresh, 0, cur_lo)),
-                             unpacker.stop.eq(Mux(discard | ~at_last, 3, cur_end)),
                              issue_adr.eq(cur_word), issue_we.eq(1),
                              issue_sel.eq(unpacker.o.p.sel), issue_dat.eq(unpacker.o.p.data)]
                 with m.If(discard):
@@ -634,8 +659,8 @@ class VirtqueueEngine(wiring.Component):
                     m.d.comb += [want.eq(unpacker.o.valid),
                                  unpacker.o.ready.eq(credit & ~bus.stall)]
                     with m.If(issued):
-                        m.d.sync += [cur_word.eq(next_word), fresh.eq(0),
-                                     written.eq(written + unpacker.o.p.n)]
+                        step_word()
+                        m.d.sync += written.eq(written + unpacker.o.p.n)
                         with m.If(at_last):
                             m.d.comb += store_r.addr.eq(slot)
                             m.next = "LOAD_WRITE"
