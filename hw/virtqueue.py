@@ -479,7 +479,14 @@ class VirtqueueEngine(wiring.Component):
                 areas = [Signal(64, name=f"{name}_area") for name in names]
                 m.d.comb += [area.eq(Array(getattr(self.queues, name))[q])
                              for area, name in zip(areas, names, strict=True)]
-                beyond = Cat(area[baw:] for area in areas).any()
+                # Each area must also end within the bus (a ring running past the top would wrap
+                # to address 0): desc + 16 * size, driver + 6 + 2 * size, device + 6 + 8 * size.
+                extents = [size << 4, 6 + (size << 1), 6 + (size << 3)]
+                ends = [Signal(baw + 1, name=f"{name}_end") for name in names]
+                m.d.comb += [end.eq(area[:baw] + extent)
+                             for end, area, extent in zip(ends, areas, extents, strict=True)]
+                beyond = (Cat(area[baw:] for area in areas).any() |
+                          Cat((end[baw] & (end[:baw] != 0)) for end in ends).any())
                 misaligned = (areas[0][:2].any() | areas[1][0] | areas[2][:2].any())
                 with m.If((size == 0) | (size & mask).any()):
                     fault(RingError.QUEUE_SIZE)
@@ -671,14 +678,16 @@ class VirtqueueEngine(wiring.Component):
                 guard(holding=True)
 
             with m.State("USED"):
-                # The used element, then used.idx, back to back: both are in the used ring, one
-                # memory, and the bus keeps a master's requests in order (§2.7.8.2 asks only
-                # that the element be visible first).
+                # The used element, then used.idx once both element words are acknowledged:
+                # used.idx is never published over an element write that failed (§2.7.8.2, the
+                # element visible first; a bus error there is D11 case 8, found by the formal
+                # harness's idx_acked property).
                 with m.If(sent == 2):
                     control(device_base, low=2)
                 with m.Else():                  # 4 + 8 * entry, and the word after it
                     control(device_base, slot=Cat(1, avail & mask), inc=sent[0])
-                m.d.comb += [want.eq(sent < 3), issue_we.eq(1),
+                m.d.comb += [want.eq((sent < 2) | ((sent == 2) & (outstanding == 0))),
+                             issue_we.eq(1),
                              issue_sel.eq(Mux(sent == 2, 0b1100, 0b1111)),
                              issue_dat.eq(Mux(sent == 0, head,
                                               Mux(sent == 1, written, new_used << 16)))]
@@ -727,8 +736,11 @@ class VirtqueueEngine(wiring.Component):
                 guard()
 
             with m.State("FAULT"):
-                # D11: bus cycles in flight complete, then the device stops until reset.
-                with m.If(outstanding == 0):
+                # D11: bus cycles in flight complete, then the device stops until reset. A reset
+                # while they drain supersedes the fault (the driver has reset the device).
+                with m.If(self.reset):
+                    m.next = "DRAIN"
+                with m.Elif(outstanding == 0):
                     m.d.comb += [self.needs_reset.eq(1), self.abort.eq(1)]
                     m.d.sync += broken.eq(1)
                     m.next = "IDLE"

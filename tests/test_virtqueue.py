@@ -386,6 +386,83 @@ def test_d11_case_8_bus_error(where):
     assert not [a for a in seen["used_writes"] if a.address == ring_probe.device]
 
 
+@pytest.mark.parametrize("latency", [1, 3, 6])
+def test_used_idx_is_not_published_over_a_failed_element_write(latency):
+    # found by the formal harness (idx_acked): with slow answers the index went out behind an
+    # element write that then failed
+    probe = EngineBench().ring(0, size=8, base=RING)
+    bench = _engine(faults=[(probe.device + 8, probe.device + 12)], latency=(latency, latency))
+    seen = broken_run(bench, lambda ring: ring.add([(DATA, 8, False)]))
+    check_d11(seen, RingError.BUS, bench)
+    assert not [a for a in seen["used_writes"] if a.address == probe.device]
+
+
+def test_a_reset_while_a_fault_drains_is_not_lost():
+    # found by the formal harness (reset): the reset came while FAULT waited for answers, and
+    # the engine stayed stopped until a second reset
+    bench = _engine(faults=[(DATA, DATA + 4)], latency=(8, 8))
+    ring = bench.ring(0, size=8, base=RING)
+    seen = {}
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.add([(DATA, 16, False)])
+        await bench.notify(ctx, 0)
+        for _ in range(200):                    # until the failed read is answered
+            await ctx.tick()
+            if any(a.error for a in bench.memory.log):
+                break
+        await bench.reset(ctx)
+        bench.set_queue(ctx, 0, ready=False)
+        await bench.until_idle(ctx)
+        seen["pulses_after_reset"] = len(bench.events.needs_reset)
+        fresh = bench.ring(0, size=8, base=RING + 0x4000)
+        bench.set_queue(ctx, 0)
+        fresh.add([(DATA + 0x100, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        seen["served"] = fresh.used()
+    bench.run(testbench)
+    assert seen["pulses_after_reset"] == 0
+    assert seen["served"] == [(0, 0)]
+
+
+@pytest.mark.parametrize("area", ["desc", "driver", "device"])
+def test_d11_case_8_ring_running_past_the_top_of_the_bus(area):
+    # found by the formal harness (buffers_wrap): an area starting inside the bus but ending
+    # beyond it wrapped to address 0
+    top = 1 << 22                                       # addr_width=20
+    bench = _engine(memory_size=top)
+    ring = bench.ring(0, size=8, base=RING)
+    start = {"desc": top - 64, "driver": top - 16, "device": top - 32}[area]
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ctx.set(getattr(bench.engine.queues, area)[0], start)
+        ring.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        assert ctx.get(bench.engine.error_case) == RingError.BUS
+    bench.run(testbench)
+    assert bench.memory.log == [] and len(bench.events.needs_reset) == 1
+
+
+def test_a_ring_ending_at_the_top_of_the_bus_is_served():
+    top = 1 << 22
+    bench = EngineBench(respond=echo, memory_size=top)
+    ring = bench.ring(0, size=8, base=RING)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ctx.set(bench.engine.queues.device[0], top - (6 + 8 * 8) - 2)   # 4-aligned, ends at top
+        ring.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        assert ctx.get(bench.engine.error_case) == 0
+    bench.run(testbench)
+    assert bench.guest.read_int(top - (6 + 8 * 8) - 2 + 2, 2) == 1       # used.idx
+
+
 @pytest.mark.parametrize("address, length", [
     ((1 << 22) - 2, 4),                 # crosses the end of a 4 MiB bus (addr_width=20)
     (1 << 40, 4),                       # far beyond it
