@@ -481,12 +481,16 @@ class VirtqueueEngine(wiring.Component):
                              for area, name in zip(areas, names, strict=True)]
                 # Each area must also end within the bus (a ring running past the top would wrap
                 # to address 0): desc + 16 * size, driver + 6 + 2 * size, device + 6 + 8 * size.
+                # An extent is below 2 ** 20, so only the low 20 bits are added: the end passes
+                # the top only if every bit above them is 1 and that sum passes 2 ** 20.
                 extents = [size << 4, 6 + (size << 1), 6 + (size << 3)]
-                ends = [Signal(baw + 1, name=f"{name}_end") for name in names]
-                m.d.comb += [end.eq(area[:baw] + extent)
-                             for end, area, extent in zip(ends, areas, extents, strict=True)]
-                beyond = (Cat(area[baw:] for area in areas).any() |
-                          Cat((end[baw] & (end[:baw] != 0)) for end in ends).any())
+                low = min(20, baw)
+                past_top = []
+                for name, area, extent in zip(names, areas, extents, strict=True):
+                    end = Signal(low + 1, name=f"{name}_low_end")
+                    m.d.comb += end.eq(area[:low] + extent)
+                    past_top.append(area[low:baw].all() & end[low] & (end[:low] != 0))
+                beyond = Cat(area[baw:] for area in areas).any() | Cat(past_top).any()
                 misaligned = (areas[0][:2].any() | areas[1][0] | areas[2][:2].any())
                 with m.If((size == 0) | (size & mask).any()):
                     fault(RingError.QUEUE_SIZE)
