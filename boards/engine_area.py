@@ -91,7 +91,7 @@ def main(argv=None):
                 met = cells["lut4"] <= GOAL["lut4"] and median >= GOAL["fmax"]
                 goal = (f"<= {GOAL['lut4']} LUT4, >= {GOAL['fmax']} MHz: "
                         f"{'met' if met else '**missed**'}")
-            rows.append(f"| {core} | {device} | {cells['lut4']} | {cells['ff']} | "
+            rows.append(f"| {core} | {device} | {cells['lut4']} | {cells['core_ff']} | "
                         f"{cells['bram']} | {cells['carry']} | {values[0]:.1f} / {median:.1f} / "
                         f"{values[-1]:.1f} | {goal or '-'} |")
     text = "\n".join([
@@ -99,7 +99,7 @@ def main(argv=None):
         f"Command: `{command}` (placer seeds {', '.join(map(str, seeds))}; Fmax min / median /"
         " max). Cores as `boards/engine_area.py` describes them, each inside a register stage "
         "on every port bit whose flip-flops are not counted.", "",
-        "| core | device | LUT4 | FF | BRAM | carry | Fmax (MHz) | goal |",
+        "| core | device | LUT4 | FF (core) | BRAM | carry | Fmax (MHz) | goal |",
         "|---|---|---|---|---|---|---|---|",
         *rows, ""])
     print(text)
