@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from hw.axi4lite import Response
 
 from .bus import BusError, WaitTimeout, lanes, wait_until
+from .busmemory import check_timing
 from .memory import MemoryFault
 
 
@@ -226,12 +227,7 @@ class AXIMemory:
 
     def __init__(self, memory, bus, *, stall=0.0, latency=(1, 1), faults=(), depth=8,
                  ready_waits_for_valid=False, seed=0):
-        low, high = latency
-        if not 1 <= low <= high:
-            raise ValueError(f"latency must be (low, high) with 1 <= low <= high, not "
-                             f"{latency!r}")
-        if not 0 <= stall < 1:
-            raise ValueError(f"stall must be a probability below 1, not {stall!r}")
+        check_timing(stall, latency)
         self.memory = memory
         self.bus = bus
         self.stall = stall

@@ -19,7 +19,23 @@ from dataclasses import dataclass
 from .memory import MemoryFault
 
 
-__all__ = ["Access", "WishboneMemory"]
+__all__ = ["Access", "WishboneMemory", "check_timing"]
+
+
+def check_timing(stall, latency):
+    """The random timing of a memory model: ``stall`` a probability below 1, ``latency`` a
+    ``(low, high)`` pair of cycles with ``1 <= low <= high``.
+
+    Raises
+    ------
+    ValueError
+        If either is out of range.
+    """
+    low, high = latency
+    if not 1 <= low <= high:
+        raise ValueError(f"latency must be (low, high) with 1 <= low <= high, not {latency!r}")
+    if not 0 <= stall < 1:
+        raise ValueError(f"stall must be a probability below 1, not {stall!r}")
 
 
 @dataclass(frozen=True)
@@ -55,12 +71,7 @@ class WishboneMemory:
 
     def __init__(self, memory, *, stall=0.0, latency=(1, 1), faults=(), seed=0, on_write=None,
                  record=True):
-        low, high = latency
-        if not 1 <= low <= high:
-            raise ValueError(f"latency must be (low, high) with 1 <= low <= high, not "
-                             f"{latency!r}")
-        if not 0 <= stall < 1:
-            raise ValueError(f"stall must be a probability below 1, not {stall!r}")
+        check_timing(stall, latency)
         self.memory = memory
         self.stall = stall
         self.latency = latency

@@ -27,3 +27,27 @@ def test_equality_and_repr():
 def test_bad_address_width_is_refused(width, error):
     with pytest.raises(error, match="addr_width must be a positive integer"):
         wishbone.Signature(addr_width=width)
+
+
+def test_pipelined_signature_has_stall_and_err():
+    sig = wishbone.Signature(addr_width=10, features=("err", "stall"))
+    assert set(sig.members) == {"cyc", "stb", "we", "adr", "sel", "dat_w", "dat_r", "ack",
+                                "err", "stall"}
+    assert sig.members["stall"].flow == Flow.In and sig.members["err"].flow == Flow.In
+    assert sig.features == frozenset({"err", "stall"})
+    assert "stall" not in wishbone.Signature(addr_width=10).members
+
+
+def test_features_take_part_in_equality_and_repr():
+    plain = wishbone.Signature(addr_width=10)
+    pipelined = wishbone.Signature(addr_width=10, features=["stall", "err"])
+    assert plain != pipelined
+    assert pipelined == wishbone.Signature(addr_width=10, features=("err", "stall"))
+    assert repr(pipelined) == "wishbone.Signature(addr_width=10, features=('err', 'stall',))"
+    assert repr(plain) == "wishbone.Signature(addr_width=10)"
+
+
+def test_unknown_feature_is_refused():
+    with pytest.raises(ValueError, match=r"^features must be a set of err, stall, not "
+                                         r"\['lock'\]$"):
+        wishbone.Signature(addr_width=10, features=("lock",))
