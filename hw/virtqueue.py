@@ -242,9 +242,14 @@ class VirtqueueEngine(wiring.Component):
         issue_we = Signal()
         issue_sel = Signal(4, init=0b1111)     # reads take the whole word
         issue_dat = Signal(32)
+        # No request is presented in the cycle of a reset or with the queue not ready, not even
+        # the one a state offers as the guards below end the chain (§4.2.2.1: nothing touches a
+        # queue's memory once the driver has written QueueReady = 0).
+        serving = Signal()
+        m.d.comb += serving.eq(~self.reset & self.queues.ready.bit_select(q, 1))
         m.d.comb += [
-            bus.cyc.eq(want | (outstanding != 0)),
-            bus.stb.eq(want & credit),
+            bus.cyc.eq((want & serving) | (outstanding != 0)),
+            bus.stb.eq(want & serving & credit),
             bus.adr.eq(issue_adr),
             bus.we.eq(issue_we),
             bus.sel.eq(issue_sel),

@@ -531,8 +531,9 @@ def _tool_env():
     return env
 
 
-def run_sby(top, name, *, workdir, mode="bmc", depth=12, timeout=900):
-    """Convert ``top`` to RTLIL, write ``name.sby`` in ``workdir`` and run ``yowasp-sby``.
+def run_sby(top, name, *, workdir, mode="bmc", depth=12, timeout=900, engine="smtbmc yices"):
+    """Convert ``top`` to RTLIL, write ``name.sby`` in ``workdir`` and run ``yowasp-sby`` with
+    ``engine`` (the ``[engines]`` line).
 
     Returns an :class:`SbyResult` whose ``status`` is ``"PASS"``, ``"FAIL"`` or ``"ERROR"``; a
     failed assertion (or a reached cover) leaves its trace ``.vcd`` under ``workdir/name``.
@@ -546,7 +547,7 @@ def run_sby(top, name, *, workdir, mode="bmc", depth=12, timeout=900):
         depth {depth}
 
         [engines]
-        smtbmc yices
+        {engine}
 
         [script]
         read_rtlil {name}.il

@@ -559,13 +559,23 @@ def test_teardown_finishes_bus_cycles_and_writes_nothing_after(how, when):
         await bench.notify(ctx, 0)
         await ctx.tick().repeat(when)
         seen["cycle"] = bench.memory.cycle
+        # No request is presented from the cycle of the reset or of QueueReady = 0 on, not even
+        # the one presented in the cycle before.
         if how == "device-reset":
-            await bench.reset(ctx)
+            ctx.set(bench.engine.reset, 1)
+            seen["stb"] = [ctx.get(bench.engine.bus.stb)]
+            await ctx.tick()
+            ctx.set(bench.engine.reset, 0)
         bench.set_queue(ctx, 0, ready=False)
+        seen.setdefault("stb", []).append(ctx.get(bench.engine.bus.stb))
+        for _ in range(100):
+            await ctx.tick()
+            seen["stb"].append(ctx.get(bench.engine.bus.stb))
         await bench.until_idle(ctx)
         seen["cyc"] = ctx.get(bench.engine.bus.cyc)
         await ctx.tick().repeat(50)
     bench.run(testbench)
+    assert not any(seen["stb"])
     after = [a for a in bench.memory.log if a.taken > seen["cycle"] + 1]
     assert after == []
     assert not seen["cyc"]
