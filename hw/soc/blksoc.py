@@ -31,18 +31,15 @@ from collections.abc import Mapping
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .._checks import check_int, is_int
 from ..blk import SECTOR, RamDisk, VirtioBlk
 
-from .bridge import ADDR_WIDTH, UARTBridge
-from .decoder import WishboneDecoder
+from .bridge import ADDR_WIDTH
 from .guestram import GuestRAM
 from .recorder import MSIRecorder
-from .soc import RECORDER_BASE, RECORDER_DEPTH, stretched
-from .uart import UARTReceiver, UARTTransmitter
+from .soc import RECORDER_BASE, RECORDER_DEPTH, SerialSoC
 
 
 __all__ = ["GUEST_WINDOW", "GUEST_RAM", "BOARD_BLK", "BLK_MAP", "BlkSoC"]
@@ -73,7 +70,7 @@ def _image_words(image, capacity):
     return [int.from_bytes(padded[i:i + 4], "little") for i in range(0, len(padded), 4)]
 
 
-class BlkSoC(wiring.Component):
+class BlkSoC(SerialSoC):
     """virtio-blk with a RAM disk and on-chip guest memory, behind a UART-to-Wishbone bridge.
 
     Parameters
@@ -127,7 +124,6 @@ class BlkSoC(wiring.Component):
     def __init__(self, *, divisor, timeout, capacity, image=b"", ram_base=GUEST_RAM[0],
                  ram_size=GUEST_RAM[1], blk=BOARD_BLK, stretch=1 << 20):
         self._capacity = check_int("capacity", capacity, "a positive integer", lambda c: c >= 1)
-        self._stretch = check_int("stretch", stretch, "a positive integer", lambda s: s >= 1)
         words = _image_words(image, capacity)
         if not isinstance(blk, Mapping):
             raise TypeError(f"blk must be a mapping of VirtioBlk parameters, not {blk!r}")
@@ -152,22 +148,12 @@ class BlkSoC(wiring.Component):
                              f"notify_multiplier) overlaps the recorder at {RECORDER_BASE:#x}")
         self.disk = RamDisk(addr_width=self.blk.device.disk_addr_width,
                             words=capacity * SECTOR // 4, init=words)
-        self.uart_rx = UARTReceiver(divisor=divisor)
-        self.uart_tx = UARTTransmitter(divisor=divisor)
-        self.bridge = UARTBridge(timeout=timeout)
         self.recorder = MSIRecorder(depth=RECORDER_DEPTH) if self.has_msi else None
         windows = {"transport": (BLK_MAP["transport"], len(self.transport.bus.adr)),
                    "guest": (BLK_MAP["guest"], addr_width)}
         if self.recorder is not None:
             windows["recorder"] = (BLK_MAP["recorder"], len(self.recorder.bus.adr))
-        self.decoder = WishboneDecoder(addr_width=ADDR_WIDTH, windows=windows)
-        super().__init__({
-            "rx":       In(1, init=1),
-            "tx":       Out(1, init=1),
-            "irq":      Out(1),
-            "msi_led":  Out(1),
-            "activity": Out(1),
-        })
+        super().__init__(divisor=divisor, timeout=timeout, stretch=stretch, windows=windows)
 
     @property
     def capacity(self):
@@ -180,26 +166,15 @@ class BlkSoC(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.uart_rx = uart_rx = self.uart_rx
-        m.submodules.uart_tx = uart_tx = self.uart_tx
-        m.submodules.bridge = bridge = self.bridge
-        m.submodules.decoder = decoder = self.decoder
+        self.serial(m)
         m.submodules.blk = blk = self.blk
         m.submodules.guest = guest = self.guest
         m.submodules.disk = disk = self.disk
-
-        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx), self.irq.eq(blk.irq)]
-        wiring.connect(m, uart_rx.data, bridge.rx)
-        wiring.connect(m, bridge.tx, uart_tx.data)
-        wiring.connect(m, bridge.bus, decoder.bus)
-        wiring.connect(m, decoder.transport, blk.bus)
-        wiring.connect(m, decoder.guest, guest.host)
+        m.d.comb += self.irq.eq(blk.irq)
+        wiring.connect(m, self.decoder.transport, blk.bus)
+        wiring.connect(m, self.decoder.guest, guest.host)
         wiring.connect(m, blk.dma, guest.dma)
         wiring.connect(m, blk.disk, disk.bus)
         if self.recorder is not None:
-            m.submodules.recorder = recorder = self.recorder
-            wiring.connect(m, decoder.recorder, recorder.bus)
-            wiring.connect(m, blk.msi, recorder.msi)
-            m.d.comb += self.msi_led.eq(stretched(m, recorder.activity, self._stretch))
-        m.d.comb += self.activity.eq(stretched(m, bridge.active, self._stretch))
+            self.msi_recorder(m, self.recorder, blk.msi)
         return m

@@ -7,6 +7,10 @@ Bus map (byte offsets on the bridge's bus)
 ------------------------------------------
 * from 0: the transport's register window (registers, config space, doorbells);
 * from :data:`RECORDER_BASE`: the :class:`~hw.soc.recorder.MSIRecorder`.
+
+Every other offset is a hole: acknowledged, reads 0, writes dropped
+(:class:`~hw.soc.decoder.WishboneDecoder`). :class:`SerialSoC` is the part every board system
+shares (serial line, bridge, decoder, LEDs); :class:`hw.soc.blksoc.BlkSoC` is the other.
 """
 
 from collections.abc import Mapping
@@ -14,18 +18,19 @@ from collections.abc import Mapping
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from .._checks import check_int
 from ..transport import VirtioMMIOTransport
 
-from .bridge import UARTBridge
+from .bridge import ADDR_WIDTH, UARTBridge
+from .decoder import WishboneDecoder
 from .echo import ECHO_CONFIG_SIZE, EchoDevice
 from .recorder import MSIRecorder
 from .uart import UARTReceiver, UARTTransmitter
 
 
-__all__ = ["RECORDER_BASE", "RECORDER_DEPTH", "BOARD_TRANSPORT", "BridgeSoC", "stretched"]
+__all__ = ["RECORDER_BASE", "RECORDER_DEPTH", "BOARD_TRANSPORT", "SerialSoC", "BridgeSoC",
+           "stretched"]
 
 #: Byte offset of the MSI recorder on the bridge's bus, above any transport window.
 RECORDER_BASE = 0x8000
@@ -45,7 +50,54 @@ BOARD_TRANSPORT = dict(
 )
 
 
-class BridgeSoC(wiring.Component):
+class SerialSoC(wiring.Component):
+    """What every board system shares: the serial line, the UART-to-Wishbone bridge, the
+    address decoder behind it and the LED outputs.
+
+    ``windows`` are the decoder's (:class:`~hw.soc.decoder.WishboneDecoder`, on the bridge's
+    ``ADDR_WIDTH``); a subclass's :meth:`elaborate` calls :meth:`serial` and connects its
+    targets to the decoder's ports. Members as :class:`BridgeSoC`'s. ``divisor`` and
+    ``timeout`` are checked by :class:`~hw.soc.uart.UARTReceiver` and
+    :class:`~hw.soc.bridge.UARTBridge`, ``stretch`` here.
+    """
+
+    def __init__(self, *, divisor, timeout, stretch, windows):
+        self._stretch = check_int("stretch", stretch, "a positive integer", lambda s: s >= 1)
+        self.uart_rx = UARTReceiver(divisor=divisor)
+        self.uart_tx = UARTTransmitter(divisor=divisor)
+        self.bridge = UARTBridge(timeout=timeout)
+        self.decoder = WishboneDecoder(addr_width=ADDR_WIDTH, windows=windows)
+        super().__init__({
+            "rx":       In(1, init=1),
+            "tx":       Out(1, init=1),
+            "irq":      Out(1),
+            "msi_led":  Out(1),
+            "activity": Out(1),
+        })
+
+    def serial(self, m):
+        """Add the UART, the bridge and the decoder to ``m`` and wire them; the activity LED."""
+        m.submodules.uart_rx = uart_rx = self.uart_rx
+        m.submodules.uart_tx = uart_tx = self.uart_tx
+        m.submodules.bridge = bridge = self.bridge
+        m.submodules.decoder = decoder = self.decoder
+        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
+        wiring.connect(m, uart_rx.data, bridge.rx)
+        wiring.connect(m, bridge.tx, uart_tx.data)
+        wiring.connect(m, bridge.bus, decoder.bus)
+        m.d.comb += self.activity.eq(stretched(m, bridge.active, self._stretch))
+
+    def msi_recorder(self, m, recorder, msi):
+        """Add ``recorder`` to ``m`` on the decoder's ``recorder`` port, recording ``msi``
+        (an MSI stream, or None); the MSI LED."""
+        m.submodules.recorder = recorder
+        wiring.connect(m, self.decoder.recorder, recorder.bus)
+        if msi is not None:
+            wiring.connect(m, msi, recorder.msi)
+        m.d.comb += self.msi_led.eq(stretched(m, recorder.activity, self._stretch))
+
+
+class BridgeSoC(SerialSoC):
     """Transport behind a UART-to-Wishbone bridge, with a device and an MSI recorder.
 
     Parameters
@@ -87,7 +139,6 @@ class BridgeSoC(wiring.Component):
         if not isinstance(transport, Mapping):
             raise TypeError(f"transport must be a mapping of VirtioMMIOTransport parameters, "
                             f"not {transport!r}")
-        self._stretch = check_int("stretch", stretch, "a positive integer", lambda s: s >= 1)
         if transport.get("config_size") != ECHO_CONFIG_SIZE:
             raise ValueError(f"transport config_size must be {ECHO_CONFIG_SIZE} (the echo "
                              f"device's), not {transport.get('config_size')!r}")
@@ -97,17 +148,11 @@ class BridgeSoC(wiring.Component):
             raise ValueError(f"transport window 0..{window - 1:#x} (from notify_base, "
                              f"notify_multiplier, num_queues) overlaps the recorder at "
                              f"{RECORDER_BASE:#x}")
-        self.uart_rx = UARTReceiver(divisor=divisor)
-        self.uart_tx = UARTTransmitter(divisor=divisor)
-        self.bridge = UARTBridge(timeout=timeout)
         self.device = EchoDevice(num_queues=self.transport.num_queues)
         self.recorder = MSIRecorder(depth=RECORDER_DEPTH)
-        super().__init__({
-            "rx":       In(1, init=1),
-            "tx":       Out(1, init=1),
-            "irq":      Out(1),
-            "msi_led":  Out(1),
-            "activity": Out(1),
+        super().__init__(divisor=divisor, timeout=timeout, stretch=stretch, windows={
+            "transport": (0, self.transport.bus.signature.addr_width),
+            "recorder": (RECORDER_BASE, len(self.recorder.bus.adr)),
         })
 
     @property
@@ -117,53 +162,18 @@ class BridgeSoC(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.uart_rx = uart_rx = self.uart_rx
-        m.submodules.uart_tx = uart_tx = self.uart_tx
-        m.submodules.bridge = bridge = self.bridge
+        self.serial(m)
         m.submodules.transport = transport = self.transport
         m.submodules.device = device = self.device
-        m.submodules.recorder = recorder = self.recorder
-
-        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx), self.irq.eq(transport.irq)]
-        wiring.connect(m, uart_rx.data, bridge.rx)
-        wiring.connect(m, bridge.tx, uart_tx.data)
+        m.d.comb += self.irq.eq(transport.irq)
+        wiring.connect(m, self.decoder.transport, transport.bus)
         port = transport.device
         wiring.connect(m, port.notify, device.notify)
         wiring.connect(m, port.config, device.config)
         m.d.comb += [port.config_change.eq(device.config_change), device.reset.eq(port.reset)]
         m.d.comb += [port.queues[q].used.eq(device.used[q]) for q in range(transport.num_queues)]
-        if self.has_msi:
-            wiring.connect(m, transport.msi, recorder.msi)
-
-        # Address decoder: the top bit of the recorder's base selects the recorder.
-        host = bridge.bus
-        select_bit = ceil_log2(RECORDER_BASE) - 2
-        to_recorder = host.adr[select_bit]
-        to_transport = host.adr[transport.bus.signature.addr_width:] == 0
-        for target, selected in ((transport.bus, ~to_recorder & to_transport),
-                                 (recorder.bus, to_recorder)):
-            m.d.comb += [
-                target.adr.eq(host.adr),
-                target.sel.eq(host.sel),
-                target.we.eq(host.we),
-                target.dat_w.eq(host.dat_w),
-                target.cyc.eq(host.cyc & selected),
-                target.stb.eq(host.stb & selected),
-            ]
-        # A hole in the map (between the windows) acknowledges at once and reads 0.
-        hole_ack = Signal()
-        m.d.sync += hole_ack.eq(host.cyc & host.stb & ~to_recorder & ~to_transport & ~hole_ack)
-        with m.If(to_recorder):
-            m.d.comb += [host.ack.eq(recorder.bus.ack), host.dat_r.eq(recorder.bus.dat_r)]
-        with m.Elif(to_transport):
-            m.d.comb += [host.ack.eq(transport.bus.ack), host.dat_r.eq(transport.bus.dat_r)]
-        with m.Else():
-            m.d.comb += host.ack.eq(hole_ack)
-
-        m.d.comb += [
-            self.msi_led.eq(stretched(m, recorder.activity, self._stretch)),
-            self.activity.eq(stretched(m, bridge.active, self._stretch)),
-        ]
+        # Without MSI the recorder stays on the bus, empty.
+        self.msi_recorder(m, self.recorder, transport.msi if self.has_msi else None)
         return m
 
 
