@@ -95,16 +95,7 @@ class BlkSoC(SerialSoC):
 
     Members
     -------
-    rx : In(1, init=1)
-        Serial line from the host.
-    tx : Out(1, init=1)
-        Serial line to the host.
-    irq : Out(1)
-        The transport's wired interrupt.
-    msi_led : Out(1)
-        On for ``stretch`` cycles after each MSI message (never without MSI).
-    activity : Out(1)
-        On while the bridge works on a frame, and ``stretch`` cycles after.
+    As :class:`~hw.soc.soc.SerialSoC`'s.
 
     Raises
     ------

@@ -56,9 +56,22 @@ class SerialSoC(wiring.Component):
 
     ``windows`` are the decoder's (:class:`~hw.soc.decoder.WishboneDecoder`, on the bridge's
     ``ADDR_WIDTH``); a subclass's :meth:`elaborate` calls :meth:`serial` and connects its
-    targets to the decoder's ports. Members as :class:`BridgeSoC`'s. ``divisor`` and
-    ``timeout`` are checked by :class:`~hw.soc.uart.UARTReceiver` and
-    :class:`~hw.soc.bridge.UARTBridge`, ``stretch`` here.
+    targets to the decoder's ports. ``divisor`` and ``timeout`` are checked by
+    :class:`~hw.soc.uart.UARTReceiver` and :class:`~hw.soc.bridge.UARTBridge`, ``stretch``
+    (a positive integer) here.
+
+    Members
+    -------
+    rx : In(1, init=1)
+        Serial line from the host.
+    tx : Out(1, init=1)
+        Serial line to the host.
+    irq : Out(1)
+        The transport's wired interrupt (the subclass drives it).
+    msi_led : Out(1)
+        On for ``stretch`` cycles after each MSI message (never without MSI).
+    activity : Out(1)
+        On while the bridge works on a frame, and ``stretch`` cycles after.
     """
 
     def __init__(self, *, divisor, timeout, stretch, windows):
@@ -113,16 +126,7 @@ class BridgeSoC(SerialSoC):
 
     Members
     -------
-    rx : In(1, init=1)
-        Serial line from the host.
-    tx : Out(1, init=1)
-        Serial line to the host.
-    irq : Out(1)
-        The transport's wired interrupt.
-    msi_led : Out(1)
-        On for ``stretch`` cycles after each MSI message.
-    activity : Out(1)
-        On while the bridge works on a frame, and ``stretch`` cycles after.
+    As :class:`SerialSoC`'s.
 
     Raises
     ------
