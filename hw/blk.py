@@ -79,6 +79,10 @@ def _words(serial):
     return [int.from_bytes(padded[i:i + 4], "little") for i in range(0, 20, 4)]
 
 
+#: The index of the zero word after the serial's five (T_GET_ID's padding, every other fill).
+ZERO_WORD = 5
+
+
 class VirtioBlkDevice(wiring.Component):
     """virtio-blk request processing.
 
@@ -164,7 +168,7 @@ class VirtioBlkDevice(wiring.Component):
         data_out = Signal(32)           # writable bytes before the status byte
         status = Signal(8)
         word = Signal(self.disk_addr_width)
-        serial_word = Signal(range(6))
+        serial_word = Signal(range(ZERO_WORD + 1))
         held = Signal(32)
         dropped = Signal()              # reset or abort during a disk access
 
@@ -210,7 +214,9 @@ class VirtioBlkDevice(wiring.Component):
                 leave()
 
             with m.State("DECODE"):
-                m.d.sync += [word.eq(sector << 7), serial_word.eq(0), status.eq(BlkStatus.OK)]
+                # FILL writes the serial from serial_word 0 (T_GET_ID), zeros from ZERO_WORD.
+                m.d.sync += [word.eq(sector << 7), serial_word.eq(ZERO_WORD),
+                             status.eq(BlkStatus.OK)]
                 whole_in = data_in[:9] == 0
                 whole_out = data_out[:9] == 0
                 with m.If(kind == BlkType.IN):
@@ -226,7 +232,8 @@ class VirtioBlkDevice(wiring.Component):
                         m.d.sync += status.eq(BlkStatus.IOERR)
                         m.next = "DRAIN"
                 with m.Elif(kind == BlkType.GET_ID):
-                    m.next = "SERIAL"
+                    m.d.sync += serial_word.eq(0)
+                    m.next = "DRAIN"
                 with m.Elif(kind == BlkType.FLUSH):
                     m.next = "DRAIN"
                 with m.Else():
@@ -286,22 +293,9 @@ class VirtioBlkDevice(wiring.Component):
                     with m.If(dropped):
                         m.next = "IDLE"
 
-            # T_GET_ID: the serial, zero padded
-            with m.State("SERIAL"):
-                serial = Array(Const(w, 32) for w in _words(self._serial) + [0])
-                with m.If(data_out == 0):
-                    m.next = "DRAIN"
-                with m.Else():
-                    m.d.comb += [self.write.valid.eq(1),
-                                 self.write.p.data.eq(serial[serial_word]),
-                                 self.write.p.count.eq(count(data_out))]
-                    with m.If(self.write.ready):
-                        m.d.sync += data_out.eq(data_out - count(data_out))
-                        with m.If(serial_word != 5):
-                            m.d.sync += serial_word.eq(serial_word + 1)
-                leave()
-
-            # every request: the rest of the readable part, zeros, then the status byte
+            # Every request: the rest of the readable part (taken before anything is written:
+            # the engine takes write beats only once it has delivered every read beat), then
+            # the serial (T_GET_ID) or zeros, then the status byte.
             with m.State("DRAIN"):
                 with m.If(data_in == 0):
                     m.next = "FILL"
@@ -311,12 +305,17 @@ class VirtioBlkDevice(wiring.Component):
                         m.d.sync += data_in.eq(data_in - count(data_in))
                 leave()
             with m.State("FILL"):
+                serial = Array(Const(w, 32) for w in _words(self._serial) + [0])
                 with m.If(data_out == 0):
                     m.next = "STATUS"
                 with m.Else():
-                    m.d.comb += [self.write.valid.eq(1), self.write.p.count.eq(count(data_out))]
+                    m.d.comb += [self.write.valid.eq(1),
+                                 self.write.p.data.eq(serial[serial_word]),
+                                 self.write.p.count.eq(count(data_out))]
                     with m.If(self.write.ready):
                         m.d.sync += data_out.eq(data_out - count(data_out))
+                        with m.If(serial_word != ZERO_WORD):
+                            m.d.sync += serial_word.eq(serial_word + 1)
                 leave()
             with m.State("STATUS"):
                 m.d.comb += [self.write.valid.eq(1), self.write.p.data.eq(status),

@@ -142,6 +142,14 @@ def test_get_id_answers_the_serial_zero_padded(room):
     assert results[0] == (BlkStatus.OK, SERIAL.ljust(max(room, 20), b"\0")[:room], room + 1)
 
 
+def test_get_id_with_readable_bytes_after_the_header_answers_the_serial():
+    # The readable bytes are taken before the serial is written (the engine's order): a device
+    # that wrote first would wait forever for the engine to take its beats.
+    # 64 bytes: more than the engine holds in its answer FIFO and its packer.
+    _, results = serve([(BlkType.GET_ID, 0, b"z" * 64, 20), (BlkType.FLUSH, 0, b"", 0)])
+    assert results == [(BlkStatus.OK, SERIAL.ljust(20, b"\0"), 21), (BlkStatus.OK, b"", 1)]
+
+
 def test_flush_is_ok():
     _, results = serve([(BlkType.FLUSH, 0, b"", 0)])
     assert results[0] == (BlkStatus.OK, b"", 1)
