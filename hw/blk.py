@@ -169,6 +169,7 @@ class VirtioBlkDevice(wiring.Component):
         status = Signal(8)
         word = Signal(self.disk_addr_width)
         serial_word = Signal(range(ZERO_WORD + 1))
+        reading = Signal()              # T_IN in range: DRAIN leads to DISK_READ
         held = Signal(32)
         dropped = Signal()              # reset or abort during a disk access
 
@@ -216,12 +217,13 @@ class VirtioBlkDevice(wiring.Component):
             with m.State("DECODE"):
                 # FILL writes the serial from serial_word 0 (T_GET_ID), zeros from ZERO_WORD.
                 m.d.sync += [word.eq(sector << 7), serial_word.eq(ZERO_WORD),
-                             status.eq(BlkStatus.OK)]
+                             status.eq(BlkStatus.OK), reading.eq(0)]
                 whole_in = data_in[:9] == 0
                 whole_out = data_out[:9] == 0
                 with m.If(kind == BlkType.IN):
                     with m.If(whole_out & in_range(sectors_out)):
-                        m.next = "DISK_READ"
+                        m.d.sync += reading.eq(1)
+                        m.next = "DRAIN"        # readable bytes after the header, if any
                     with m.Else():
                         m.d.sync += status.eq(BlkStatus.IOERR)
                         m.next = "DRAIN"
@@ -295,9 +297,11 @@ class VirtioBlkDevice(wiring.Component):
 
             # Every request: the rest of the readable part (taken before anything is written:
             # the engine takes write beats only once it has delivered every read beat), then
-            # the serial (T_GET_ID) or zeros, then the status byte.
+            # the sectors (T_IN), the serial (T_GET_ID) or zeros, then the status byte.
             with m.State("DRAIN"):
-                with m.If(data_in == 0):
+                with m.If((data_in == 0) & reading):
+                    m.next = "DISK_READ"
+                with m.Elif(data_in == 0):
                     m.next = "FILL"
                 with m.Else():
                     m.d.comb += self.read.ready.eq(1)

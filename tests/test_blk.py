@@ -150,6 +150,14 @@ def test_get_id_with_readable_bytes_after_the_header_answers_the_serial():
     assert results == [(BlkStatus.OK, SERIAL.ljust(20, b"\0"), 21), (BlkStatus.OK, b"", 1)]
 
 
+def test_read_with_readable_bytes_after_the_header_is_served():
+    # As for GET_ID: the readable bytes are taken and dropped before the sectors are written.
+    image = sector_data(0, CAPACITY)
+    _, results = serve([(BlkType.IN, 2, b"z" * 64, 512), (BlkType.FLUSH, 0, b"", 0)],
+                       image=image)
+    assert results == [(BlkStatus.OK, image[2 * 512:3 * 512], 513), (BlkStatus.OK, b"", 1)]
+
+
 def test_flush_is_ok():
     _, results = serve([(BlkType.FLUSH, 0, b"", 0)])
     assert results[0] == (BlkStatus.OK, b"", 1)
