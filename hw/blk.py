@@ -299,8 +299,8 @@ class VirtioBlkDevice(wiring.Component):
             # the engine takes write beats only once it has delivered every read beat), then
             # the sectors (T_IN), the serial (T_GET_ID) or zeros, then the status byte.
             with m.State("DRAIN"):
-                with m.If((data_in == 0) & reading):
-                    m.next = "DISK_READ"
+                with m.If((data_in == 0) & reading & (data_out != 0)):
+                    m.next = "DISK_READ"        # (a T_IN of no sectors reads none)
                 with m.Elif(data_in == 0):
                     m.next = "FILL"
                 with m.Else():
