@@ -1,7 +1,7 @@
 """A virtio-blk device (virtio 1.2 §5.2) on the virtqueue engine, with its disk behind a port.
 
 :class:`VirtioBlkDevice` serves the requests the engine (:class:`hw.virtqueue.VirtqueueEngine`)
-hands it from the request queue, and keeps its sectors behind ``disk``, a classic Wishbone
+hands it from the request queue, and keeps its sectors behind ``disk``, a pipelined Wishbone
 master port: connect it to :class:`RamDisk` (block RAM) or to an SDRAM or flash controller.
 :class:`VirtioBlk` wires transport, engine and device into one component.
 
@@ -32,8 +32,9 @@ VIRTIO_BLK_F_FLUSH. Together they bound a request's data to ``seg_max * size_max
 the time the device spends on one request.
 """
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -79,6 +80,9 @@ def _words(serial):
     return [int.from_bytes(padded[i:i + 4], "little") for i in range(0, 20, 4)]
 
 
+#: Requests the device keeps in flight on its disk port (and words it holds for the engine).
+DISK_DEPTH = 4
+
 #: The index of the zero word after the serial's five (T_GET_ID's padding, every other fill).
 ZERO_WORD = 5
 
@@ -110,8 +114,12 @@ class VirtioBlkDevice(wiring.Component):
     write : Out(stream.Signature(WriteBeat))
     error : Out(1)
         The chain has the wrong shape (D11 case 10).
-    disk : Out(wishbone.Signature(addr_width=disk_addr_width))
+    disk : Out(wishbone.Signature(addr_width=disk_addr_width, features=("stall",)))
         The sectors, word-addressed: sector ``s`` is words ``128 * s`` to ``128 * s + 127``.
+        Wishbone B4 pipelined, up to :data:`DISK_DEPTH` requests in flight, whole words
+        (``sel`` 0b1111); the target may stall and answer as late as it likes, in order.
+        From a target without waits a T_IN or T_OUT moves a word a cycle. A T_OUT's status is
+        written once every write is acknowledged.
     busy : Out(1)
         A request is in hand.
 
@@ -143,7 +151,8 @@ class VirtioBlkDevice(wiring.Component):
             "read":    In(stream.Signature(ReadBeat)),
             "write":   Out(stream.Signature(WriteBeat)),
             "error":   Out(1),
-            "disk":    Out(wishbone.Signature(addr_width=self.disk_addr_width)),
+            "disk":    Out(wishbone.Signature(addr_width=self.disk_addr_width,
+                                              features=("stall",))),
             "busy":    Out(1),
         })
 
@@ -170,8 +179,7 @@ class VirtioBlkDevice(wiring.Component):
         word = Signal(self.disk_addr_width)
         serial_word = Signal(range(ZERO_WORD + 1))
         reading = Signal()              # T_IN in range: DRAIN leads to DISK_READ
-        held = Signal(32)
-        dropped = Signal()              # reset or abort during a disk access
+        to_read = Signal(30)            # T_IN: words not yet requested from the disk
 
         kind = header[0]
         sector = header[2]
@@ -186,14 +194,36 @@ class VirtioBlkDevice(wiring.Component):
         def count(left):
             return Mux(left > 4, 4, left)
 
+        # --- the disk port: Wishbone B4 pipelined, up to DISK_DEPTH requests in flight -------
         disk = self.disk
-        m.d.comb += [disk.sel.eq(0b1111), disk.adr.eq(word), disk.dat_w.eq(held)]
+        in_flight = Signal(range(DISK_DEPTH + 1))
+        present = Signal()                  # the state presents a request
+        issued = Signal()
+        answered = Signal()
+        m.d.comb += [
+            disk.cyc.eq(present | (in_flight != 0)), disk.stb.eq(present),
+            disk.sel.eq(0b1111), disk.adr.eq(word), disk.dat_w.eq(self.read.p.data),
+            issued.eq(present & ~disk.stall),
+            answered.eq(disk.ack & (in_flight != 0)),
+        ]
+        m.d.sync += in_flight.eq(in_flight + issued - answered)
+        with m.If(issued):
+            m.d.sync += word.eq(word + 1)
+        # T_IN: the words read wait here for the engine; a read is requested only with room
+        # for its answer.
+        # Emptied in IDLE: a chain given up may have left words in it.
+        sectors = SyncFIFO(width=32, depth=DISK_DEPTH)
+        clear = Signal()
+        m.submodules.sectors = ResetInserter(clear)(sectors)
+        m.d.comb += sectors.w_data.eq(disk.dat_r)
+        room = Signal()
+        m.d.comb += room.eq(in_flight + sectors.level < DISK_DEPTH)
 
         def leave():
             """The end of every busy state: the engine dropped the chain, or the device was
-            reset; a disk access in progress completes first (DISK_READ, DISK_WRITE)."""
-            with m.If(self.abort | self.reset | dropped):
-                m.next = "IDLE"
+            reset; the disk accesses in flight complete first (SETTLE)."""
+            with m.If(self.abort | self.reset):
+                m.next = "SETTLE"
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -229,7 +259,7 @@ class VirtioBlkDevice(wiring.Component):
                         m.next = "DRAIN"
                 with m.Elif(kind == BlkType.OUT):
                     with m.If(whole_in & in_range(sectors_in)):
-                        m.next = "TAKE"
+                        m.next = "DISK_WRITE"
                     with m.Else():
                         m.d.sync += status.eq(BlkStatus.IOERR)
                         m.next = "DRAIN"
@@ -243,63 +273,39 @@ class VirtioBlkDevice(wiring.Component):
                     m.next = "DRAIN"
                 leave()
 
-            # T_IN: sector words from the disk into the writable part. A word is offered in
-            # the cycle the disk acknowledges it, so a device that takes at once gets one word
-            # every two cycles (a classic Wishbone port's rate).
+            # T_IN: sector words from the disk into the writable part, the reads requested
+            # ahead of the engine taking the words (one a cycle from a disk without waits).
             with m.State("DISK_READ"):
-                m.d.comb += [disk.cyc.eq(1), disk.stb.eq(1)]
-                with m.If(disk.ack):
-                    m.d.comb += [self.write.valid.eq(1), self.write.p.data.eq(disk.dat_r),
-                                 self.write.p.count.eq(4)]
-                    m.d.sync += [held.eq(disk.dat_r), word.eq(word + 1)]
-                    with m.If(self.write.ready):
-                        m.d.sync += data_out.eq(data_out - 4)
-                        with m.If(data_out == 4):
-                            m.next = "STATUS"
-                    with m.Else():
-                        m.next = "SEND"
-                    with m.If(dropped):
-                        m.next = "IDLE"
-            with m.State("SEND"):
-                m.d.comb += [self.write.valid.eq(1), self.write.p.data.eq(held),
-                             self.write.p.count.eq(4)]
-                with m.If(self.write.ready):
+                m.d.comb += [present.eq((to_read != 0) & room), sectors.w_en.eq(answered),
+                             self.write.valid.eq(sectors.r_rdy),
+                             self.write.p.data.eq(sectors.r_data), self.write.p.count.eq(4),
+                             sectors.r_en.eq(self.write.ready)]
+                with m.If(issued):
+                    m.d.sync += to_read.eq(to_read - 1)
+                with m.If(self.write.valid & self.write.ready):
                     m.d.sync += data_out.eq(data_out - 4)
                     with m.If(data_out == 4):
                         m.next = "STATUS"
-                    with m.Else():
-                        m.next = "DISK_READ"
                 leave()
 
-            # T_OUT: the readable data into sector words; the next beat is taken in the cycle
-            # the disk acknowledges a word.
-            with m.State("TAKE"):
-                with m.If(data_in == 0):
-                    m.next = "FILL"
-                with m.Else():
-                    m.d.comb += self.read.ready.eq(1)
-                    with m.If(self.read.valid):
-                        m.d.sync += [held.eq(self.read.p.data), data_in.eq(data_in - 4)]
-                        m.next = "DISK_WRITE"
-                leave()
+            # T_OUT: each beat of readable data written to the disk in the cycle it is taken;
+            # the status only once every write is acknowledged (T_FLUSH needs no more).
             with m.State("DISK_WRITE"):
-                m.d.comb += [disk.cyc.eq(1), disk.stb.eq(1), disk.we.eq(1)]
-                with m.If(disk.ack):
-                    m.d.sync += word.eq(word + 1)
-                    m.next = "TAKE"
-                    with m.If(data_in != 0):
-                        m.d.comb += self.read.ready.eq(1)
-                        with m.If(self.read.valid):
-                            m.d.sync += [held.eq(self.read.p.data), data_in.eq(data_in - 4)]
-                            m.next = "DISK_WRITE"
-                    with m.If(dropped):
-                        m.next = "IDLE"
+                with m.If(data_in != 0):
+                    m.d.comb += [present.eq(self.read.valid & (in_flight != DISK_DEPTH)),
+                                 disk.we.eq(1), self.read.ready.eq(issued)]
+                    with m.If(issued):
+                        m.d.sync += data_in.eq(data_in - 4)
+                with m.Elif(in_flight == 0):
+                    m.next = "FILL"
+                leave()
 
             # Every request: the rest of the readable part (taken before anything is written:
             # the engine takes write beats only once it has delivered every read beat), then
             # the sectors (T_IN), the serial (T_GET_ID) or zeros, then the status byte.
             with m.State("DRAIN"):
                 with m.If((data_in == 0) & reading & (data_out != 0)):
+                    m.d.sync += to_read.eq(data_out[2:])
                     m.next = "DISK_READ"        # (a T_IN of no sectors reads none)
                 with m.Elif(data_in == 0):
                     m.next = "FILL"
@@ -327,16 +333,16 @@ class VirtioBlkDevice(wiring.Component):
                 with m.If(self.write.ready):
                     m.next = "IDLE"
                 leave()
-        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
-        with m.If(self.abort | self.reset):
-            m.d.sync += dropped.eq(1)
-        with m.Elif(fsm.ongoing("IDLE")):
-            m.d.sync += dropped.eq(0)
+            with m.State("SETTLE"):
+                # The chain is gone: the disk's answers still due are taken and dropped.
+                with m.If(in_flight == 0):
+                    m.next = "IDLE"
+        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")), clear.eq(fsm.ongoing("IDLE"))]
         return m
 
 
 class RamDisk(wiring.Component):
-    """Block RAM behind a classic Wishbone target port: the disk of :class:`VirtioBlkDevice`.
+    """Block RAM behind a pipelined Wishbone target port: the disk of :class:`VirtioBlkDevice`.
 
     Parameters
     ----------
@@ -349,8 +355,9 @@ class RamDisk(wiring.Component):
 
     Members
     -------
-    bus : In(wishbone.Signature(addr_width=addr_width))
-        Acknowledges every request on the cycle after it is presented (reads and writes).
+    bus : In(wishbone.Signature(addr_width=addr_width, features=("stall",)))
+        Wishbone B4 pipelined, never stalls: takes a request every cycle and acknowledges each
+        on the cycle after (reads and writes).
     """
 
     def __init__(self, *, addr_width, words, init=()):
@@ -358,7 +365,8 @@ class RamDisk(wiring.Component):
                                 lambda n: 1 <= n <= 1 << addr_width)
         #: The words (a test reads them with ``ctx.get(disk.ram.data[i])``).
         self.ram = memory.Memory(shape=32, depth=self._words, init=init)
-        super().__init__({"bus": In(wishbone.Signature(addr_width=addr_width))})
+        super().__init__({"bus": In(wishbone.Signature(addr_width=addr_width,
+                                                       features=("stall",)))})
 
     def elaborate(self, platform):
         m = Module()
@@ -366,7 +374,7 @@ class RamDisk(wiring.Component):
         read = ram.read_port()
         write = ram.write_port(granularity=8)
         bus = self.bus
-        request = bus.cyc & bus.stb & ~bus.ack
+        request = bus.cyc & bus.stb
         m.d.comb += [read.addr.eq(bus.adr), write.addr.eq(bus.adr), write.data.eq(bus.dat_w),
                      bus.dat_r.eq(read.data)]
         with m.If(request & bus.we):

@@ -23,32 +23,36 @@ __all__ = ["DiskModel", "BlkDevice"]
 
 
 class DiskModel:
-    """A classic Wishbone target over ``image`` (a ``bytearray`` of whole sectors): answers
-    each request on the cycle after it is presented."""
+    """A Wishbone B4 pipelined target over ``image`` (a ``bytearray`` of whole sectors): never
+    stalls, answers each request on the cycle after it is taken."""
 
     def __init__(self, image):
         self.image = image
         self.reads = self.writes = 0
 
     async def serve(self, ctx, bus):
-        signals = (bus.cyc, bus.stb, bus.we, bus.adr, bus.sel, bus.dat_w, bus.ack)
-        async for _, _, cyc, stb, we, adr, sel, dat_w, ack in ctx.tick().sample(*signals):
-            if not (cyc and stb) and not ack:
-                continue                    # idle: nothing to set (signal updates cost time)
-            if cyc and stb and not ack:
-                address = adr * 4
-                word = int.from_bytes(self.image[address:address + 4], "little")
-                if we:
-                    mask = sum(0xff << 8 * lane for lane in range(4) if sel >> lane & 1)
-                    word = word & ~mask | dat_w & mask
-                    self.image[address:address + 4] = word.to_bytes(4, "little")
-                    self.writes += 1
-                else:
-                    self.reads += 1
-                ctx.set(bus.dat_r, word)
-                ctx.set(bus.ack, 1)
+        ctx.set(bus.stall, 0)
+        acked = False
+        signals = (bus.cyc, bus.stb, bus.we, bus.adr, bus.sel, bus.dat_w)
+        async for _, _, cyc, stb, we, adr, sel, dat_w in ctx.tick().sample(*signals):
+            if not (cyc and stb):
+                if acked:
+                    ctx.set(bus.ack, 0)     # idle: nothing else to set (updates cost time)
+                    acked = False
+                continue
+            address = adr * 4
+            word = int.from_bytes(self.image[address:address + 4], "little")
+            if we:
+                mask = sum(0xff << 8 * lane for lane in range(4) if sel >> lane & 1)
+                word = word & ~mask | dat_w & mask
+                self.image[address:address + 4] = word.to_bytes(4, "little")
+                self.writes += 1
             else:
-                ctx.set(bus.ack, 0)
+                self.reads += 1
+            ctx.set(bus.dat_r, word)
+            if not acked:
+                ctx.set(bus.ack, 1)
+                acked = True
 
 
 class _Top(Elaboratable):

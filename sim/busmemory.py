@@ -112,6 +112,10 @@ class WishboneMemory:
 
     async def serve(self, ctx, bus):
         """The target, as a background testbench on ``bus`` (the initiator's port)."""
+        # A port without err (a disk port, say) gets no faults.
+        bus_err = getattr(bus, "err", None)
+        if bus_err is None and self.faults:
+            raise ValueError("faults need a bus with an err signal")
         in_flight = deque()             # (due cycle, taken cycle, write, address, sel, data)
         stalled = bool(self.stall) and self.random.random() < self.stall
         ctx.set(bus.stall, stalled)
@@ -135,7 +139,7 @@ class WishboneMemory:
             stalled = bool(self.stall) and self.random.random() < self.stall
             # Only what changes is set: a long co-simulation spends most of its time in the
             # simulator's signal updates.
-            for index, (signal, value) in enumerate(((bus.ack, ack), (bus.err, err),
+            for index, (signal, value) in enumerate(((bus.ack, ack), (bus_err, err),
                                                      (bus.dat_r, data), (bus.stall, stalled))):
                 if driven[index] != value:
                     ctx.set(signal, value)

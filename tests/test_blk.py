@@ -10,7 +10,9 @@ from amaranth.lib import wiring
 
 from hw.blk import BlkStatus, BlkType, RamDisk, VirtioBlk, VirtioBlkDevice
 from hw.virtqueue import RingError
+from sim.busmemory import WishboneMemory
 from sim.engine import EngineBench
+from sim.memory import GuestMemory
 
 
 RING, DATA = 0x1000, 0x8000
@@ -21,17 +23,28 @@ SERIAL = b"test-serial-0001"
 class Blk:
     """Engine + blk device + RAM disk, with rings in guest memory (sim.engine.EngineBench)."""
 
-    def __init__(self, *, image=b"", size=16, **bench):
+    def __init__(self, *, image=b"", size=16, disk_timing=None, **bench):
         words = CAPACITY * 128
         image = image.ljust(CAPACITY * 512, b"\0")
         init = [int.from_bytes(image[i:i + 4], "little") for i in range(0, len(image), 4)]
         self.device = VirtioBlkDevice(capacity=CAPACITY, serial=SERIAL)
-        self.disk = RamDisk(addr_width=self.device.disk_addr_width, words=words, init=init)
+        self.disk = self.slow_disk = None
+        connect, processes = None, ()
+        if disk_timing is None:
+            self.disk = RamDisk(addr_width=self.device.disk_addr_width, words=words, init=init)
 
-        def connect(m):
-            m.submodules.disk = self.disk
-            wiring.connect(m, self.device.disk, self.disk.bus)
-        self.bench = EngineBench(device=self.device, connect=connect, **bench)
+            def connect(m):
+                m.submodules.disk = self.disk
+                wiring.connect(m, self.device.disk, self.disk.bus)
+        else:
+            # A disk that stalls and answers late, in place of the RAM disk.
+            self.slow_disk = WishboneMemory(GuestMemory(bytearray(image)), **disk_timing)
+
+            async def disk(ctx):
+                await self.slow_disk.serve(ctx, self.device.disk)
+            processes = (disk,)
+        self.bench = EngineBench(device=self.device, connect=connect, processes=processes,
+                                 **bench)
         self.ring = self.bench.ring(0, size=size, base=RING)
         self.image = None
 
@@ -66,8 +79,11 @@ class Blk:
             heads.extend(ring.add(buffers) for buffers, *_ in layout)
             await bench.notify(ctx, 0)
             await bench.until_idle(ctx)
-            self.image = b"".join(ctx.get(self.disk.ram.data[i]).to_bytes(4, "little")
-                                  for i in range(CAPACITY * 128))
+            if self.slow_disk is not None:
+                self.image = self.slow_disk.memory.read(0, CAPACITY * 512)
+            else:
+                self.image = b"".join(ctx.get(self.disk.ram.data[i]).to_bytes(4, "little")
+                                      for i in range(CAPACITY * 128))
             self.error_case = ctx.get(bench.engine.error_case)
         bench.run(testbench)
         used = dict(ring.used())
@@ -88,10 +104,12 @@ def sector_data(sector, count=1):
                     range(sector, sector + count))
 
 
-def test_write_then_read_sectors():
+@pytest.mark.parametrize("disk_timing", [None, dict(stall=0.4, latency=(1, 8), seed=1)],
+                         ids=["ram-disk", "slow-disk"])
+def test_write_then_read_sectors(disk_timing):
     data = sector_data(3, 2)
     blk, results = serve([(BlkType.OUT, 3, data, 0), (BlkType.IN, 3, b"", 1024),
-                          (BlkType.IN, 4, b"", 512)])
+                          (BlkType.IN, 4, b"", 512)], stall=0.3, disk_timing=disk_timing)
     assert results[0] == (BlkStatus.OK, b"", 1)
     assert results[1] == (BlkStatus.OK, data, 1025)
     assert results[2] == (BlkStatus.OK, data[512:], 513)
@@ -289,12 +307,13 @@ def _expected(image, kind, sector, data, out_length):
 @pytest.mark.parametrize("seed", range(6))
 def test_random_requests_of_every_type_and_shape(seed):
     """Random types, sectors (some out of range), whole and partial sectors, readable bytes a
-    request does not use, split headers, under random wait states: every request gets the
-    answer D18 gives it, in order, and the disk ends as the in-range writes left it."""
+    request does not use, split headers, under random wait states on the engine's bus and
+    (odd seeds) the disk port: every request gets the answer D18 gives it, in order, and the
+    disk ends as the in-range writes left it."""
     rng = random.Random(seed)
     image = bytearray(sector_data(0, CAPACITY))
     initial = bytes(image)
-    requests, expected = [], []
+    requests, expected, touched = [], [], []
     for _ in range(8):
         kind = rng.choice([BlkType.IN, BlkType.IN, BlkType.OUT, BlkType.OUT, BlkType.GET_ID,
                            BlkType.FLUSH, rng.choice([2, 11, 0xffff_ffff])])
@@ -312,7 +331,12 @@ def test_random_requests_of_every_type_and_shape(seed):
         requests.append((kind, sector, data, out_length, *split))
         status, written = _expected(image, kind, sector, data, out_length)
         expected.append((status, written, out_length + 1))
+        moved = len(data) if kind == BlkType.OUT else out_length
+        touched.append(status == BlkStatus.OK and kind in (BlkType.IN, BlkType.OUT) and moved)
     # up to 5 descriptors a request: a ring of 64 holds them all
-    blk, results = serve(requests, image=initial, size=64, stall=0.2, latency=(1, 3), seed=seed)
+    disk_timing = dict(stall=0.3, latency=(1, 6), seed=seed) if seed % 2 else None
+    blk, results = serve(requests, image=initial, size=64, stall=0.2, latency=(1, 3), seed=seed,
+                         disk_timing=disk_timing)
     assert results == expected
     assert blk.image == bytes(image)
+    assert disk_timing is None or (blk.slow_disk.accesses > 0) == any(touched)
