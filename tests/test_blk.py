@@ -184,6 +184,53 @@ def test_read_of_no_sectors_is_ok_and_reads_nothing():
     assert results == [(BlkStatus.OK, b"", 1), (BlkStatus.OK, b"", 1)]
 
 
+def _request(bench, at, kind, sector, out_length):
+    """A request chain at ``at``: header, ``out_length`` writable bytes, status."""
+    bench.guest.write(at, struct.pack("<IIQ", kind, 0, sector))
+    return [(at, 16, False), (at + 0x100, out_length, True), (at + 0x100 + out_length, 1, True)]
+
+
+@pytest.mark.parametrize("when", [60, 150, 400, 900])
+@pytest.mark.parametrize("kind", [BlkType.IN, BlkType.OUT])
+def test_a_reset_during_disk_accesses_settles_them_and_the_next_request_is_served(kind, when):
+    # The disk answers late: a reset finds requests in flight on the disk port. They complete
+    # (cyc held), and the device takes the next request only then: the driver sets the queue
+    # up again at once, and no answer to the chain given up reaches the next.
+    image = sector_data(0, CAPACITY)
+    blk = Blk(image=image, disk_timing=dict(stall=0.3, latency=(20, 60), seed=when))
+    bench = blk.bench
+    seen = {}
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        if kind == BlkType.IN:
+            chain = _request(bench, DATA, BlkType.IN, 0, 2048)
+        else:
+            bench.guest.write(DATA, struct.pack("<IIQ", BlkType.OUT, 0, 8) + bytes(2048))
+            chain = [(DATA, 16, False), (DATA + 16, 2048, False), (DATA + 0x1000, 1, True)]
+        blk.ring.add(chain)
+        await bench.notify(ctx, 0)
+        await ctx.tick().repeat(when)
+        seen["busy"] = ctx.get(blk.device.busy)
+        await bench.reset(ctx)
+        bench.set_queue(ctx, 0, ready=False)
+        await ctx.tick()
+        fresh = bench.ring(0, size=8, base=RING + 0x2000)
+        bench.set_queue(ctx, 0)
+        fresh.add(_request(bench, DATA + 0x3000, BlkType.IN, 3, 512))
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        seen["used"] = fresh.used()
+    bench.run(testbench)
+    assert seen["busy"]                                 # the reset came mid-request
+    assert blk.slow_disk.violations == []               # cyc held while answers were due
+    assert seen["used"] == [(0, 513)]
+    assert bench.guest.read(DATA + 0x3000 + 0x100, 513) == image[3 * 512:4 * 512] + b"\0"
+    # a T_OUT given up wrote at most the sectors it was writing, nothing elsewhere
+    assert blk.slow_disk.memory.read(0, 8 * 512) == image[:8 * 512]
+    assert blk.slow_disk.memory.read(12 * 512, 4 * 512) == image[12 * 512:]
+
+
 def test_flush_is_ok():
     _, results = serve([(BlkType.FLUSH, 0, b"", 0)])
     assert results[0] == (BlkStatus.OK, b"", 1)
