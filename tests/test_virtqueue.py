@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from hw.virtqueue import RingError, VirtqueueEngine
+from hw.virtqueue import OUTSTANDING, RingError, VirtqueueEngine
 from sim.engine import EngineBench
 from sim.virtqueue import DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE
 
@@ -566,6 +566,33 @@ def test_teardown_finishes_bus_cycles_and_writes_nothing_after(how, when):
     assert after == []
     assert not seen["cyc"]
     assert bench.events.needs_reset == []
+
+
+def test_a_device_that_never_takes_read_beats_stalls_the_engine_until_a_reset():
+    # D11h is the device's obligation; a device that breaks it (here: never ready for a read
+    # beat) leaves the engine waiting in the read phase. It reads no further ahead than its
+    # answer FIFO (OUTSTANDING words) and the beat the packer holds, then lets the bus go; it
+    # writes nothing, and a reset ends the chain.
+    bench = EngineBench(respond=echo, backpressure=1.0)
+    ring = bench.ring(0, size=8, base=RING)
+    seen = {}
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.add([(DATA, 256, False)])
+        await bench.notify(ctx, 0)
+        await ctx.tick().repeat(500)
+        seen["busy"] = ctx.get(bench.engine.busy)
+        seen["cyc"] = ctx.get(bench.engine.bus.cyc)
+        seen["reads"] = [a.address for a in bench.memory.log if DATA <= a.address < DATA + 256]
+        await bench.reset(ctx)
+        bench.set_queue(ctx, 0, ready=False)
+        await bench.until_idle(ctx)
+    bench.run(testbench)
+    assert seen["busy"] and not seen["cyc"]
+    assert 1 <= len(seen["reads"]) <= OUTSTANDING + 1
+    assert seen["reads"] == [DATA + 4 * i for i in range(len(seen["reads"]))]
+    assert bench.memory.writes() == [] and ring.used() == []
 
 
 def test_a_queue_made_ready_again_starts_from_index_0():
