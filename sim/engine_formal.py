@@ -7,16 +7,17 @@ target, the transport (:mod:`hw.transport`) and a driver that follows virtio 1.2
 
 * the target answers (``ack`` or ``err``, never both) only requests it has taken and not yet
   answered, in order; it may stall and wait as long as it likes;
-* the queue's size and Device Area are ``AnyConst`` (a power of two up to ``max_size``; any
-  address), its Descriptor and Driver Areas hold while the queue is ready (the transport ignores
-  writes to them then), and the three areas do not overlap (with ``in_range``, an area that
-  starts inside the bus's address space also ends inside it);
+* the queue's size (a power of two up to ``max_size``) and its three areas (any address) hold
+  while the queue is ready (the transport ignores writes to them then) and change freely while
+  it is not; for ``"ordering"`` and ``"buffers"``, which tell the ring's words apart by
+  address, the three areas do not overlap; with ``in_range``, an area that starts inside the
+  bus's address space also ends inside it;
 * a reset (``reset``) makes the queue not ready from the next cycle (decisions.md D7: Status := 0
   returns QueueReady to 0 at the end of the cycle of the pulse); EVENT_IDX does not change;
 * a writable buffer does not overlap the used ring (virtio 1.2 §2.7.4: the used ring is the
   device's; the engine does not check this, so a driver that breaks it gets its ring
-  overwritten, which no ordering can help); descriptor lengths are below 16 bytes (within the
-  depths of the proofs no chain moves more);
+  overwritten, which no ordering can help); descriptor lengths are below 64 bytes (16 for
+  ``"ordering"``), so D11 case 11 (totals beyond 32 bits) is out of reach: simulation pins it;
 * everything else is free: notifications, the memory's data, the device's streams (they need
   not follow the stream rules), ``error``.
 
@@ -39,7 +40,9 @@ while the queue was in service, and checks one group of properties (``check``):
     only when nothing else written is in flight and both words of the used element at
     ``used.idx % size`` were acknowledged (a target that fails the element's write never sees
     used.idx follow it), and advances used.idx by one; the element's id is the head of the chain
-    last offered on ``request``, its len the number of bytes written since.
+    last offered on ``request``, its len the number of bytes written since; the id is written
+    only once device logic's last write beat (``last``) was taken, and no data write follows
+    the element's words until the next chain is offered.
 ``"teardown"``
     From the cycle of a reset or of QueueReady = 0 itself until a notification for the ready
     queue, no request is taken, read or write (virtio 1.2 §4.2.2.1: not even the request the
@@ -50,20 +53,29 @@ while the queue was in service, and checks one group of properties (``check``):
     low: a malformed ring seen before the reset is not reported to the new driver.
 ``"buffers"``
     Every byte a data write selects lies in a writable buffer of one of the last ``max_chain``
-    descriptors the engine read.
+    descriptors the engine read since the last chain was returned (or the queue torn down); a
+    write into the used ring is one of its own words (the element's id or len, used.idx with
+    ``sel`` 0b1100, avail_event with ``sel`` 0b0011), never data.
 
 Covers (every group): used.idx written (also after a chain that wrote bytes), a data write,
 ``needs_reset`` pulsed, a stalled request withdrawn, :data:`~hw.virtqueue.OUTSTANDING` requests
-in flight.
+in flight, a reset while a fault's bus cycles drain.
 
 Each harness takes a ``mutant`` naming a fault in what the engine sees (the harness still sees
-the real environment), so the tests can show each group can fail: ``"phantom_ack"`` (the engine
-sees acknowledgements the target did not give), ``"missed_stall"`` (the engine misses a stall),
-``"stale_ready"`` (the engine sees QueueReady drop a cycle late), ``"moved_buffer"`` (the
-engine reads a descriptor's address wrong) and ``"lost_reset"`` (the engine misses resets).
+the real environment), so the tests can show each property can fail: ``"phantom_ack"`` (the
+engine sees acknowledgements the target did not give), ``"phantom_data_ack"`` and
+``"phantom_element_ack"`` (... only for data writes, or only for the used element's words),
+``"missed_stall"`` (the engine misses a stall), ``"missed_err"`` (it takes an ``err`` for an
+``ack``), ``"stale_ready"`` (it sees QueueReady drop a cycle late), ``"moved_buffer"`` (it
+reads a descriptor's address wrong), ``"used_buffer"`` (... as the Device Area's: its data lands
+in the used ring), ``"lost_reset"`` (it misses resets) and ``"early_last"``
+(it sees device logic's last write beat where there was none).
 
-These are bounded proofs: the harness sees only ports, and an induction would need the
-engine's own state (its count of requests in flight, its state machine) tied to the harness's.
+These are bounded proofs from the engine's initial state: the harness sees only ports, and an
+induction would need the engine's own state (its count of requests in flight, its state
+machine) tied to the harness's. Within the depths of the tests only the first chain of a
+service reaches used.idx: the used ring's later slots, its wrap and the indices' restart after
+a teardown are pinned in simulation (``tests/test_virtqueue.py``), not here.
 """
 
 
@@ -84,7 +96,9 @@ __all__ = ["EngineHarness", "CHECKS", "MUTANTS", "run_engine_sby"]
 CHECKS = ("handshake", "ordering", "teardown", "reset", "buffers")
 
 #: The faults :class:`EngineHarness` can inject into what the engine sees.
-MUTANTS = ("phantom_ack", "missed_stall", "stale_ready", "moved_buffer", "lost_reset")
+MUTANTS = ("phantom_ack", "phantom_data_ack", "phantom_element_ack", "missed_stall",
+           "missed_err", "stale_ready", "moved_buffer", "used_buffer", "lost_reset",
+           "early_last")
 
 _DESC_F_WRITE = 2       # virtio 1.2 §2.7.5
 
@@ -160,7 +174,7 @@ class EngineHarness(Elaboratable):
         # The engine looks at an area's address bits from the bus's width up only through their
         # OR (D11 case 8: beyond the bus), so one bit above the bus stands for all of them.
         area_width = baw + 1
-        size, device = AnyConst(16), AnyConst(area_width)
+        size, device = AnySeq(16), AnySeq(area_width)
         desc, driver = AnySeq(area_width), AnySeq(area_width)
         notify_valid, notify_queue = AnySeq(1), AnySeq(16)
 
@@ -177,8 +191,10 @@ class EngineHarness(Elaboratable):
         prev_ready = _delayed(m, ready, "prev_ready")
         m.d.comb += Assume(~prev_reset | ~ready)
         m.d.comb += Assume(((size & (size - 1)) == 0) & (size != 0) & (size <= self.max_size))
-        # The transport ignores writes to the queue's registers while it is ready.
-        for area, name in ((desc, "desc"), (driver, "driver")):
+        # The transport ignores writes to the queue's registers while it is ready; while it is
+        # not, the driver may set them up anew (and a reset clears them).
+        for area, name in ((desc, "desc"), (driver, "driver"), (device, "device"),
+                           (size, "size")):
             prev_area = _delayed(m, area, f"prev_{name}")
             with m.If(prev_ready & ready):
                 m.d.comb += Assume(area == prev_area)
@@ -194,15 +210,29 @@ class EngineHarness(Elaboratable):
             # A ring area is inside the bus's address space, or wholly outside it (D11 case 8).
             for area, end in ((desc, desc_end), (driver, driver_end), (device, used_end)):
                 m.d.comb += Assume((area >= 1 << baw) | (end <= 1 << baw))
-        m.d.comb += Assume(disjoint(desc, desc_end, driver, driver_end) &
-                           disjoint(desc, desc_end, device, used_end) &
-                           disjoint(driver, driver_end, device, used_end))
+        if self.check in ("ordering", "buffers"):
+            # They tell the ring's words apart by address (a descriptor read inside the
+            # available ring would be taken for a descriptor word).
+            m.d.comb += Assume(disjoint(desc, desc_end, driver, driver_end) &
+                               disjoint(desc, desc_end, device, used_end) &
+                               disjoint(driver, driver_end, device, used_end))
 
         # What the engine sees: the environment, or a mutant's distortion of it.
-        seen_ack, seen_stall, seen_dat_r = ack, stall, dat_r
+        seen_ack, seen_err, seen_stall, seen_dat_r = ack, err, stall, dat_r
         seen_ready, seen_reset = ready, reset
+        last = AnySeq(1)                    # device logic's write beat ends the chain
+        seen_last = last
+        phantom = Signal()                  # an acknowledgement the target did not give
+        m.d.comb += phantom.eq(AnySeq(1) & (inflight != 0) & ~err)
+        phantom_of_kind = Signal()          # ... for a request of some kinds (set below)
         if self.mutant == "phantom_ack":
-            seen_ack = ack | AnySeq(1) & (inflight != 0) & ~err
+            seen_ack = ack | phantom
+        elif self.mutant in ("phantom_data_ack", "phantom_element_ack"):
+            seen_ack = ack | phantom_of_kind
+        elif self.mutant == "missed_err":
+            seen_ack, seen_err = ack | err, Const(0)
+        elif self.mutant == "early_last":
+            seen_last = last | AnySeq(1)
         elif self.mutant == "missed_stall":
             seen_stall = stall & AnySeq(1)
         elif self.mutant == "stale_ready":
@@ -210,7 +240,7 @@ class EngineHarness(Elaboratable):
         elif self.mutant == "lost_reset":
             seen_reset = reset & AnySeq(1)
         m.d.comb += [
-            bus.ack.eq(seen_ack), bus.err.eq(err), bus.stall.eq(seen_stall),
+            bus.ack.eq(seen_ack), bus.err.eq(seen_err), bus.stall.eq(seen_stall),
             dut.queues.ready.eq(seen_ready), dut.reset.eq(seen_reset),
             dut.queues.size[0].eq(size), dut.queues.device[0].eq(device),
             dut.queues.desc[0].eq(desc), dut.queues.driver[0].eq(driver),
@@ -219,7 +249,7 @@ class EngineHarness(Elaboratable):
             dut.event_idx.eq(AnyConst(1)), dut.error.eq(AnySeq(1)),
             dut.request.ready.eq(AnySeq(1)), dut.read.ready.eq(AnySeq(1)),
             dut.write.valid.eq(AnySeq(1)), dut.write.p.count.eq(AnySeq(3)),
-            dut.write.p.last.eq(AnySeq(1)),
+            dut.write.p.last.eq(seen_last),
         ]
         # The bytes the device writes steer nothing but dat_w: only the handshake (dat_w held
         # under stall) looks at them. Elsewhere they are 0, and the data path folds away.
@@ -288,6 +318,12 @@ class EngineHarness(Elaboratable):
             with m.If(teardown):
                 m.d.sync += book[i].live.eq(0)
 
+        if self.mutant == "phantom_data_ack":
+            m.d.comb += phantom_of_kind.eq(phantom & (oldest.kind == _Kind.DATA))
+        elif self.mutant == "phantom_element_ack":
+            m.d.comb += phantom_of_kind.eq(phantom & ((oldest.kind == _Kind.ID) |
+                                                      (oldest.kind == _Kind.LEN)))
+
         def still_in_flight(*kinds):
             """A request of one of ``kinds`` is in flight after this cycle's answer."""
             return Cat((answer <= i) & (i < inflight) &
@@ -318,21 +354,30 @@ class EngineHarness(Elaboratable):
         narrow = data.StructLayout({"address": area_width, "end": area_width, "writable": 1})
         d_narrow = Signal(narrow)
         m.d.comb += d_narrow.eq(Cat(d_address[:area_width], d_end[:area_width], d_writable))
-        # Lengths up to 15 bytes: within the depths of the proofs no chain moves more.
+        # Lengths below 64 bytes (below 16 for the ordering, whose depth costs most): a chain
+        # then moves up to a few dozen bytes within the depths of the proofs, so totals, long
+        # streams and OUTSTANDING data writes in flight are reached; D11 case 11 (totals beyond
+        # 32 bits) is not.
         with m.If(desc_answer & (oldest.word == 2)):
-            m.d.comb += Assume(dat_r < 16)
+            m.d.comb += Assume(dat_r < (16 if self.check == "ordering" else 64))
         # A driver does not put a writable buffer over the used ring.
         with m.If(desc_answer & (oldest.word == 3) & d_writable):
             m.d.comb += Assume(disjoint(d_narrow.address, d_narrow.end, device, used_end))
         # The last max_chain descriptors read: the chain being served is among them.
+        # It is forgotten when the chain is returned (used.idx) or the queue torn down.
         window = [Signal(narrow, name=f"window_{i}") for i in range(dut.max_chain)]
-        with m.If(desc_answer & (oldest.word == 3)):
+        with m.If(teardown | (taken & touches_idx)):
+            m.d.sync += [w.writable.eq(0) for w in window]
+        with m.Elif(desc_answer & (oldest.word == 3)):
             m.d.sync += window[0].eq(d_narrow)
             m.d.sync += [window[i].eq(window[i - 1]) for i in range(1, dut.max_chain)]
 
         if self.mutant == "moved_buffer":
             flip = desc_answer & (oldest.word == 0)
             seen_dat_r = dat_r ^ Mux(flip, AnySeq(32), 0)
+        elif self.mutant == "used_buffer":
+            flip = desc_answer & (oldest.word == 0)
+            seen_dat_r = Mux(flip, device, dat_r)
         m.d.comb += bus.dat_r.eq(seen_dat_r)
 
         # --- shadow of the used ring ---------------------------------------------------------
@@ -355,8 +400,21 @@ class EngineHarness(Elaboratable):
             with m.If(taken & (new.kind == _Kind.LEN)):
                 m.d.sync += sent_len.eq(1)
 
-        down = Signal()                     # torn down, not yet notified again
-        fresh = Signal()                    # reset, not yet notified again
+        # Power-on counts as a reset: nothing is ready and nothing was notified.
+        # The chain's end, from device logic's side: its last write beat taken since the offer;
+        # and the chain being returned (its used element written, no data write after it).
+        ended = Signal()
+        returning = Signal()
+        with m.If(offered | teardown):
+            m.d.sync += [ended.eq(0), returning.eq(0)]
+        with m.Else():
+            with m.If(dut.write.valid & dut.write.ready & last):
+                m.d.sync += ended.eq(1)
+            with m.If(taken & ((new.kind == _Kind.ID) | (new.kind == _Kind.LEN))):
+                m.d.sync += returning.eq(1)
+
+        down = Signal(init=1)               # torn down, not yet notified again
+        fresh = Signal(init=1)              # reset, not yet notified again
         dead = Signal()                     # a bus error on the queue in service
         with m.If(teardown):
             m.d.sync += down.eq(1)
@@ -406,8 +464,11 @@ class EngineHarness(Elaboratable):
                 ]
             with m.If(taken & (new.kind == _Kind.ID)):
                 m.d.comb += Assert(bus.dat_w == chain_head)
+                m.d.comb += Assert(ended)
             with m.If(taken & (new.kind == _Kind.LEN)):
                 m.d.comb += Assert(bus.dat_w == written)
+            with m.If(taken & (new.kind == _Kind.DATA)):
+                m.d.comb += Assert(~returning)
         elif check == "teardown":
             with m.If(down | teardown):
                 m.d.comb += Assert(~taken)
@@ -422,6 +483,13 @@ class EngineHarness(Elaboratable):
                     inside = Cat(w.writable & (w.address <= b) & (b < w.end) for w in window)
                     with m.If(bus.sel[lane]):
                         m.d.comb += Assert(inside.any())
+            # A write into the used ring is one of its own words, never data: the element's id
+            # or len, used.idx, or avail_event.
+            with m.If(taken & touches_used):
+                m.d.comb += Assert((new.kind == _Kind.ID) | (new.kind == _Kind.LEN) |
+                                   ((word_b == device) & (bus.sel == 0b1100)) |
+                                   ((word_b == device + 4 + (size << 3)) &
+                                    (bus.sel == 0b0011)))
 
         stalled_c = _delayed(m, bus.cyc & bus.stb & stall, "stalled_c")
         m.d.comb += [
@@ -431,6 +499,7 @@ class EngineHarness(Elaboratable):
             Cover(dut.needs_reset),
             Cover(stalled_c & ~bus.stb),
             Cover(inflight == OUTSTANDING),
+            Cover(dead & reset & (inflight != 0)),      # a reset while a fault drains
         ]
         return m
 

@@ -3,17 +3,18 @@ handshake, no used-ring write before the chain's data writes are acknowledged, t
 and where the engine writes.
 
 The harness is :class:`sim.engine_formal.EngineHarness` (one queue, ``addr_width=8``,
-``max_chain=2``, queue sizes up to 4, descriptor lengths up to 15). Every run is a bounded model
-check (``mode bmc``, smtbmc with yices on a netlist Yosys has synthesised) from the engine's
-initial state to the depth in ``DEPTHS`` (``VIRTIO_FORMAL_DEPTH`` overrides it). What a depth
-holds, from the covers: a data write in 15 cycles, used.idx written in 19 (the shortest chain),
-used.idx after a chain that wrote bytes in 20, :data:`hw.virtqueue.OUTSTANDING` requests in
-flight in 12. So the handshake and teardown (24) see whole chains with waits and faults; the
-ordering and the buffers (20, about 5 minutes and 2 on a free core: each cycle more costs
-several times the last) see the first chain up to used.idx, with bytes written but hardly a
-wait; nothing sees a second chain. The covers must all be reached (``mode cover``), and each
-property is shown to be able to fail: a mutant of the engine's environment must make it FAIL
-with a trace ``.vcd``. Work directories are kept under ``build/formal/``, one per test
+``max_chain=2``, queue sizes up to 4, descriptor lengths up to 63, 15 for the ordering). Every
+run is a bounded model check (``mode bmc``, smtbmc with yices on a netlist Yosys has
+synthesised) from the engine's initial state to the depth in ``DEPTHS``
+(``VIRTIO_FORMAL_DEPTH`` overrides it). What a depth holds, from the covers: a data write in
+15 cycles, used.idx written in 19 (the shortest chain), used.idx after a chain that wrote bytes
+in 20, :data:`hw.virtqueue.OUTSTANDING` requests in flight in 12. So the handshake, teardown
+and reset (24) see whole chains with waits and faults; the ordering and the buffers (20, a few
+minutes each on a free core: each cycle more costs several times the last) see the first chain
+up to used.idx, with bytes written but hardly a wait; nothing sees a second chain (the used
+ring's later slots are pinned in simulation). The covers must all be reached (``mode cover``),
+and each property is shown to be able to fail: a mutant of the engine's environment must make
+it FAIL with a trace ``.vcd``. Work directories are kept under ``build/formal/``, one per test
 (``engine_prove_ordering``...).
 """
 
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.formal, pytest.mark.timeout(3600)]
 
 
 #: BMC depth per property group (cycles); VIRTIO_FORMAL_DEPTH overrides all of them.
-DEPTHS = {"handshake": 24, "ordering": 20, "teardown": 24, "reset": 16, "buffers": 20}
+DEPTHS = {"handshake": 24, "ordering": 20, "teardown": 24, "reset": 24, "buffers": 20}
 _OVERRIDE = os.environ.get("VIRTIO_FORMAL_DEPTH")
 
 WORKDIR = BUILD / "formal"
@@ -69,26 +70,39 @@ def test_property_holds(name):
 
 def test_every_cover_is_reached():
     """Within the depth: used.idx written (after a chain that wrote bytes), a data write,
-    needs_reset pulsed, a stalled request withdrawn, OUTSTANDING requests in flight."""
+    needs_reset pulsed, a stalled request withdrawn, OUTSTANDING requests in flight, a reset
+    while a fault's bus cycles drain."""
     result = sby(EngineHarness(check="handshake"), "cover", mode="cover", depth=24)
     assert result.status == "PASS", result.log[-3000:]
     assert result.traces
 
 
 MUTANTS = {
-    # the engine counts answers the target did not give: its used-ring writes run ahead of
-    # what the target has answered
-    "ordering_phantom_ack": lambda: EngineHarness(check="ordering", mutant="phantom_ack"),
-    # ... and drops cyc with requests in flight
+    # the engine counts answers the target did not give to data writes: it writes the used
+    # ring with a data write still in flight
+    "ordering_phantom_data_ack": lambda: EngineHarness(check="ordering",
+                                                       mutant="phantom_data_ack"),
+    # ... to the used element's words: it writes used.idx before the element is acknowledged
+    "ordering_phantom_element_ack": lambda: EngineHarness(check="ordering",
+                                                          mutant="phantom_element_ack"),
+    # the engine sees device logic's last beat too early: it returns the chain before device
+    # logic has finished with it
+    "ordering_early_last": lambda: EngineHarness(check="ordering", mutant="early_last"),
+    # the engine counts answers the target did not give: it drops cyc with requests in flight
     "handshake_phantom_ack": lambda: EngineHarness(check="handshake", mutant="phantom_ack"),
     # the engine misses a stall: it counts a request the target never took, and keeps cyc up
     # for its answer
     "handshake_missed_stall": lambda: EngineHarness(check="handshake", mutant="missed_stall"),
     # the engine sees QueueReady drop a cycle late: it writes a torn-down queue
     "teardown_stale_ready": lambda: EngineHarness(check="teardown", mutant="stale_ready"),
+    # the engine takes a bus error for an acknowledgement: it goes on after the error
+    "teardown_missed_err": lambda: EngineHarness(check="teardown", mutant="missed_err"),
     # the engine reads a buffer's address wrong: it writes outside the buffer
     "buffers_moved_buffer": lambda: EngineHarness(check="buffers", mutant="moved_buffer"),
-    # the engine misses a reset while a fault drains: it reports the fault to the new driver
+    # the engine reads a buffer's address as the used ring's: it writes data into the used ring
+    "buffers_used_buffer": lambda: EngineHarness(check="buffers", mutant="used_buffer"),
+    # the engine misses a reset (in the traces: one in the cycle a first-use check finds a
+    # fault): it reports the fault to the driver that reset the device
     "reset_lost_reset": lambda: EngineHarness(check="reset", mutant="lost_reset"),
 }
 
