@@ -174,6 +174,18 @@ class Unpacker(wiring.Component):
         fit = Signal(range(5))
         take = Signal(range(5))
         m.d.comb += [fit.eq(self.stop - self.lane + 1), take.eq(Mux(count < fit, count, fit))]
+        # Timing: "count >= fit" and "count <= fit + 3" (on the way from the consumer's lane and
+        # stop to o.valid and i.ready) as a mask over count looked up by lane and stop, then a
+        # bit of it selected by count: no subtractor and comparator in series.
+        fits = [(stop - lane + 1) % 8 for stop in range(4) for lane in range(4)]
+        enough = Signal(8)                      # bit c: count c fills the word
+        roomy = Signal(8)                       # bit c: a word taken leaves at most 3 bytes
+        m.d.comb += [
+            enough.eq(Array(Const(sum(1 << c for c in range(8) if c >= f), 8)
+                            for f in fits)[Cat(self.lane, self.stop)]),
+            roomy.eq(Array(Const(sum(1 << c for c in range(8) if c <= f + 3), 8)
+                           for f in fits)[Cat(self.lane, self.stop)]),
+        ]
         window = Signal(32)
         for j in range(4):
             # byte j of the window: the next in the stream among store bytes j and j + 4
@@ -181,7 +193,7 @@ class Unpacker(wiring.Component):
             m.d.comb += window[8 * j:8 * j + 8].eq(Mux(upper, store[j + 4], store[j]))
         m.d.comb += [
             # take != 0 is count != 0: fit is at least 1 (stop >= lane).
-            self.o.valid.eq((count != 0) & ((count >= fit) | ended)),
+            self.o.valid.eq((count != 0) & (enough.bit_select(count, 1) | ended)),
             self.o.p.data.eq(_rotate(window, head[:2] - self.lane)),
             self.o.p.sel.eq(Array(Const(s, 4) for s in (0, 1, 3, 7, 15))[take] << self.lane),
             self.o.p.n.eq(take),
@@ -196,7 +208,7 @@ class Unpacker(wiring.Component):
         # Room for a beat once at most 3 bytes are left, decided from count and fit rather than
         # from after: no subtractor lies between o.ready and i.ready. A word taken leaves
         # count - fit bytes (none when count < fit).
-        m.d.comb += self.i.ready.eq(~ended & ((count <= 3) | (fire & (count <= fit + 3))))
+        m.d.comb += self.i.ready.eq(~ended & ((count <= 3) | (fire & roomy.bit_select(count, 1))))
 
         beat = Signal(range(5))
         m.d.comb += beat.eq(Mux(self.i.p.count > 4, 4, self.i.p.count))

@@ -57,7 +57,8 @@ queue's memory. A queue's indices restart from 0 when it is made ready again.
 Latency
 -------
 With a zero-wait memory and a device that never waits: notification to the first descriptor
-read in 7 cycles; a one-descriptor buffer of 64 bytes in 35 cycles when the device reads it, 33
+read in 9 cycles (a queue's first use: its checks take 2 cycles, avail.idx is decided a cycle
+after it arrives); a one-descriptor buffer of 64 bytes in 35 cycles when the device reads it, 33
 when it writes it, of 4 KiB in 1043 and 1041 (``python -m sim.engine_bench``; the README has the
 table, ``docs/engine-benchmark.md`` the area and Fmax).
 """
@@ -227,12 +228,12 @@ class VirtqueueEngine(wiring.Component):
         q = Signal(range(nq))                   # the queue being served
         turn = Signal(range(nq))
         size = Signal(16)
-        mask = Signal(16)
+        mask = Signal(16)                       # size - 1, registered with size: no subtractor
         desc_base = Signal(baw)
         driver_base = Signal(baw)
         device_base = Signal(baw)
         avail = Signal(16)                      # last_avail of q
-        m.d.comb += [avail.eq(last_avail[q]), mask.eq(size - 1)]
+        m.d.comb += avail.eq(last_avail[q])
 
         # --- bus master ----------------------------------------------------------------------
         outstanding = Signal(range(OUTSTANDING + 1))
@@ -261,8 +262,11 @@ class VirtqueueEngine(wiring.Component):
         m.d.comb += [issued.eq(bus.stb & ~bus.stall),
                      answered.eq(bus.cyc & (bus.ack | bus.err) & (outstanding != 0))]
         m.d.sync += outstanding.eq(outstanding + issued - answered)
-        settled = Signal()                      # nothing in flight from the next cycle on
-        m.d.comb += settled.eq(outstanding + issued - answered == 0)
+        # Nothing in flight from the next cycle on, where the state issues no request (WRITE with
+        # the unpacker done, USED after used.idx): timing, no path from the request's decision
+        # (and the bus's stall) through the count to the next state.
+        settled = Signal()
+        m.d.comb += settled.eq((outstanding == 0) | ((outstanding == 1) & answered))
         data_in = bus.dat_r
 
         # A control access is a 16- or 32-bit word at base + 4 * (slot + inc) + low, with one
@@ -340,6 +344,16 @@ class VirtqueueEngine(wiring.Component):
             fifo.w_data.eq(answer.as_value()),
             fifo.w_en.eq(answer_valid & ~(bypass & packer.i.ready)),
         ]
+        # Timing: the read words requested and not yet taken by the packer (in flight or in the
+        # FIFO), counted in a register of their own rather than summed from the FIFO's level and
+        # outstanding on the way to the bus request. Only data reads are in flight in READ, and
+        # none when the chain is offered (where the FIFO is cleared).
+        owed = Signal(range(OUTSTANDING + 1))
+        read_issued = Signal()
+        with m.If(fifo_clear):
+            m.d.sync += owed.eq(0)
+        with m.Else():
+            m.d.sync += owed.eq(owed + read_issued - (packer.i.valid & packer.i.ready))
         write_phase = Signal()
         m.d.comb += [unpacker.i.valid.eq(self.write.valid & write_phase),
                      self.write.ready.eq(unpacker.i.ready & write_phase)]
@@ -379,9 +393,23 @@ class VirtqueueEngine(wiring.Component):
 
         discard = Signal()                      # no writable buffer left: drop the bytes
         written = Signal(32)
+        # Write: the unpacker's word and its address, staged in registers before the bus.
+        # Timing: the request (and all that its issue decides) then starts at flip-flops, not at
+        # the unpacker's decision that a word is ready.
+        staged = Signal()
+        staged_adr = Signal(self._addr_width)
+        staged_sel = Signal(4)
+        staged_dat = Signal(32)
+
+        def issue_staged():
+            m.d.comb += [want.eq(staged), issue_adr.eq(staged_adr), issue_we.eq(1),
+                         issue_sel.eq(staged_sel), issue_dat.eq(staged_dat)]
+            with m.If(issued):
+                m.d.sync += staged.eq(0)        # unless a word is staged in the same cycle
 
         # --- the chain in hand ---------------------------------------------------------------
         chained = Signal()                      # the next ring entry is read in INTERRUPT
+        avail_count = Signal(16)                # AVAIL: avail.idx - last_avail, registered
         new_used = Signal(16)
         m.d.comb += new_used.eq(avail + 1)
 
@@ -420,7 +448,7 @@ class VirtqueueEngine(wiring.Component):
             until taken); the data phase starts with the store's first descriptor."""
             m.d.comb += [self.request.valid.eq(1), packer.load.eq(1), unpacker.clear.eq(1),
                          fifo_clear.eq(1), store_r.addr.eq(0)]
-            m.d.sync += [slot.eq(0), written.eq(0), discard.eq(0)]
+            m.d.sync += [slot.eq(0), written.eq(0), discard.eq(0), staged.eq(0)]
             with m.If(self.request.ready):
                 with m.If(no_readable):
                     m.next = "LOAD_WRITE"
@@ -470,6 +498,7 @@ class VirtqueueEngine(wiring.Component):
                     m.d.sync += [
                         q.eq(pick), turn.eq(pick),
                         size.eq(Array(self.queues.size)[pick]),
+                        mask.eq(Array(self.queues.size)[pick] - 1),
                         desc_base.eq(Array(self.queues.desc)[pick]),
                         driver_base.eq(Array(self.queues.driver)[pick]),
                         device_base.eq(Array(self.queues.device)[pick]),
@@ -501,38 +530,50 @@ class VirtqueueEngine(wiring.Component):
                     past_top.append(area[low:baw].all() & end[low] & (end[:low] != 0))
                 beyond = Cat(area[baw:] for area in areas).any() | Cat(past_top).any()
                 misaligned = (areas[0][:2].any() | areas[1][0] | areas[2][:2].any())
-                with m.If((size == 0) | (size & mask).any()):
-                    fault(RingError.QUEUE_SIZE)
-                with m.Elif(beyond | misaligned):
-                    fault(RingError.BUS)
+                # Timing: the checks are registered, and decided in the next cycle (CHECK runs
+                # once per queue): no adder lies between the ring's addresses and the next state.
+                bad_size = Signal()
+                bad_area = Signal()
+                with m.If(got == 0):
+                    m.d.sync += [got.eq(1), bad_size.eq((size == 0) | (size & mask).any()),
+                                 bad_area.eq(beyond | misaligned)]
                 with m.Else():
-                    m.d.sync += checked.bit_select(q, 1).eq(1)
-                    m.next = "AVAIL"
+                    m.d.sync += got.eq(0)
+                    with m.If(bad_size):
+                        fault(RingError.QUEUE_SIZE)
+                    with m.Elif(bad_area):
+                        fault(RingError.BUS)
+                    with m.Else():
+                        m.d.sync += checked.bit_select(q, 1).eq(1)
+                        m.next = "AVAIL"
                 guard()
 
             with m.State("AVAIL"):
-                with m.If(shadow_avail[q] != avail):
+                with m.If(got == 1):
+                    # Timing: decided a cycle after the answer, from flip-flops (the count is
+                    # registered as it arrives), so that no subtractor and comparator lie
+                    # between the bus and the next state.
+                    m.d.sync += [sent.eq(0), got.eq(0)]
+                    with m.If(avail_count > size):
+                        fault(RingError.AVAIL_IDX)
+                    with m.Elif(avail_count != 0):
+                        m.next = "HEAD"
+                    with m.Elif(self.event_idx & ~published.bit_select(q, 1)):
+                        m.next = "EVENT"
+                    with m.Else():
+                        m.next = "IDLE"
+                with m.Elif(shadow_avail[q] != avail):
                     m.next = "HEAD"             # buffers seen before and not yet taken
                 with m.Else():
                     control(driver_base, low=2)
                     m.d.comb += want.eq(sent == 0)
                     with m.If(issued):
                         m.d.sync += sent.eq(1)
-                    with m.If(answered):
-                        m.d.sync += sent.eq(0)
-                        count = Signal(16)
-                        m.d.comb += count.eq(halfword - avail)
-                        with m.If(bus.err):
-                            pass                # taken by the guards below
-                        with m.Elif(count > size):
-                            fault(RingError.AVAIL_IDX)
-                        with m.Elif(count != 0):
-                            m.d.sync += shadow_avail[q].eq(halfword)
-                            m.next = "HEAD"
-                        with m.Elif(self.event_idx & ~published.bit_select(q, 1)):
-                            m.next = "EVENT"
-                        with m.Else():
-                            m.next = "IDLE"
+                    with m.If(answered & ~bus.err):
+                        # Kept whatever the count: equal to avail when nothing is new, and of
+                        # no use after a fault (a reset clears it).
+                        m.d.sync += [got.eq(1), shadow_avail[q].eq(halfword),
+                                     avail_count.eq(halfword - avail)]
                 guard()
 
             with m.State("EVENT"):
@@ -632,7 +673,8 @@ class VirtqueueEngine(wiring.Component):
 
             with m.State("READ"):
                 m.d.comb += [issue_adr.eq(cur_word),
-                             want.eq(~spent & (fifo.level + outstanding < OUTSTANDING))]
+                             want.eq(~spent & (owed != OUTSTANDING)),
+                             read_issued.eq(issued)]
                 with m.If(issued):
                     step_word()
                     m.d.sync += spent.eq(at_last)
@@ -659,6 +701,7 @@ class VirtqueueEngine(wiring.Component):
 
             with m.State("LOAD_WRITE"):
                 m.d.comb += [write_phase.eq(1)]
+                issue_staged()
                 entry = store_r.data
                 with m.If(slot == chain_len):
                     m.d.sync += [discard.eq(1), lane.eq(0), stop.eq(3)]
@@ -670,23 +713,26 @@ class VirtqueueEngine(wiring.Component):
                 guard(holding=True)
 
             with m.State("WRITE"):
-                m.d.comb += [write_phase.eq(1),
-                             issue_adr.eq(cur_word), issue_we.eq(1),
-                             issue_sel.eq(unpacker.o.p.sel), issue_dat.eq(unpacker.o.p.data)]
+                m.d.comb += write_phase.eq(1)
+                issue_staged()
                 with m.If(discard):
                     m.d.comb += unpacker.o.ready.eq(1)
                 with m.Else():
-                    m.d.comb += [want.eq(unpacker.o.valid),
-                                 unpacker.o.ready.eq(credit & ~bus.stall)]
-                    with m.If(issued):
+                    # The staged word leaves in this cycle when the bus takes it (it is offered
+                    # whenever it is staged): a word per cycle.
+                    m.d.comb += unpacker.o.ready.eq(~staged | (credit & ~bus.stall))
+                    with m.If(unpacker.o.valid & unpacker.o.ready):
+                        m.d.sync += [staged.eq(1), staged_adr.eq(cur_word),
+                                     staged_sel.eq(unpacker.o.p.sel),
+                                     staged_dat.eq(unpacker.o.p.data),
+                                     written.eq(written + unpacker.o.p.n)]
                         step_word()
-                        m.d.sync += written.eq(written + unpacker.o.p.n)
                         with m.If(at_last):
                             m.d.comb += store_r.addr.eq(slot)
                             m.next = "LOAD_WRITE"
                 # Every data write acknowledged before the used ring is touched (§2.7.8.2): the
                 # buffers may be in another memory than the ring.
-                with m.If(unpacker.done & packer.done & settled):
+                with m.If(unpacker.done & packer.done & ~staged & settled):
                     m.next = "USED"
                 guard(holding=True)
 
