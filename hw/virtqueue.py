@@ -479,6 +479,8 @@ class VirtqueueEngine(wiring.Component):
             with m.If(bus.err & answered):
                 fault(RingError.BUS)
             with m.If(self.reset | ~self.queues.ready.bit_select(q, 1)):
+                # Teardown drops the chain's answers, a fault among them too (D11f).
+                m.d.sync += self.error_case.eq(self.error_case)
                 m.next = "DRAIN"
 
         with m.FSM() as fsm:

@@ -427,6 +427,42 @@ def test_a_reset_while_a_fault_drains_is_not_lost():
     assert seen["served"] == [(0, 0)]
 
 
+def test_a_bus_error_answered_in_the_cycle_of_queue_ready_0_is_dropped_with_the_chain():
+    # D11f: the answers to a torn-down chain's requests are dropped, a bus error among them too:
+    # it is not reported in error_case (nor by needs_reset), and the queue is served when it is
+    # made ready again, without a reset
+    bench = _engine(faults=[(DATA, DATA + 4)], latency=(8, 8))
+    ring = bench.ring(0, size=8, base=RING)
+    seen = {"cases": []}
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.add([(DATA, 16, False)])
+        await bench.notify(ctx, 0)
+        for _ in range(200):                    # until the failing read is answered
+            await ctx.tick()
+            if ctx.get(bench.engine.bus.err):
+                break
+        seen["cycle"] = bench.memory.cycle
+        bench.set_queue(ctx, 0, ready=False)
+        for _ in range(20):
+            await ctx.tick()
+            seen["cases"].append(ctx.get(bench.engine.error_case))
+        await bench.until_idle(ctx)
+        fresh = bench.ring(0, size=8, base=RING + 0x4000)
+        bench.set_queue(ctx, 0)
+        fresh.add([(DATA + 0x100, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        seen["served"] = fresh.used()
+    bench.run(testbench)
+    # the scenario: the error is answered in the cycle QueueReady drops
+    assert [a.cycle for a in bench.memory.log if a.error] == [seen["cycle"]]
+    assert seen["cases"] == [0] * 20
+    assert bench.events.needs_reset == []
+    assert seen["served"] == [(0, 0)]
+
+
 def test_a_ring_ending_at_the_top_of_the_bus_is_served():
     top = 1 << 22
     bench = EngineBench(respond=echo, memory_size=top)
