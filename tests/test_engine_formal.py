@@ -6,15 +6,16 @@ The harness is :class:`sim.engine_formal.EngineHarness` (one queue, ``addr_width
 ``max_chain=2``, queue sizes up to 4, descriptor lengths up to 63, 15 for the ordering). Every
 run is a bounded model check (``mode bmc``, smtbmc with yices on a netlist Yosys has
 synthesised) from the engine's initial state to the depth in ``DEPTHS``
-(``VIRTIO_FORMAL_DEPTH`` overrides it). What a depth holds, from the covers: a data write in
-15 cycles, used.idx written in 19 (the shortest chain), used.idx after a chain that wrote bytes
-in 20, :data:`hw.virtqueue.OUTSTANDING` requests in flight in 12. So the handshake, teardown
-and reset (24) see whole chains with waits and faults; the ordering and the buffers (20, a few
-minutes each on a free core: each cycle more costs several times the last) see the first chain
-up to used.idx, with bytes written but hardly a wait; nothing sees a second chain (the used
-ring's later slots are pinned in simulation). The covers must all be reached (``mode cover``),
-and each property is shown to be able to fail: a mutant of the engine's environment must make
-it FAIL with a trace ``.vcd``. Work directories are kept under ``build/formal/``, one per test
+(``VIRTIO_FORMAL_DEPTH`` overrides it). What a depth holds, from the covers (the step a cover
+is reached in, from 0; a depth of N checks steps 0 to N-1): a data write in step 17, used.idx
+written in 20 (the shortest chain), used.idx after a chain that wrote bytes in 22,
+:data:`hw.virtqueue.OUTSTANDING` requests in flight in 13. So the handshake, teardown and reset
+(24) see whole chains with waits and faults; the ordering and the buffers (22, about 3 minutes
+each on a free core: each step more costs about four times the last) see the first chain up to
+used.idx, and a chain that wrote bytes up to its used element, with hardly a wait; nothing sees
+a second chain (the used ring's later slots are pinned in simulation). The covers must all be
+reached (``mode cover``), and each property is shown to be able to fail: a mutant of the
+engine's environment must make it FAIL with a trace ``.vcd``. Work directories are kept under ``build/formal/``, one per test
 (``engine_prove_ordering``...).
 """
 
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.formal, pytest.mark.timeout(3600)]
 
 
 #: BMC depth per property group (cycles); VIRTIO_FORMAL_DEPTH overrides all of them.
-DEPTHS = {"handshake": 24, "ordering": 20, "teardown": 24, "reset": 24, "buffers": 20}
+DEPTHS = {"handshake": 24, "ordering": 22, "teardown": 24, "reset": 24, "buffers": 22}
 _OVERRIDE = os.environ.get("VIRTIO_FORMAL_DEPTH")
 
 WORKDIR = BUILD / "formal"
