@@ -117,7 +117,9 @@ class VirtioBlkDevice(wiring.Component):
     disk : Out(wishbone.Signature(addr_width=disk_addr_width, features=("stall",)))
         The sectors, word-addressed: sector ``s`` is words ``128 * s`` to ``128 * s + 127``.
         Wishbone B4 pipelined, up to :data:`DISK_DEPTH` requests in flight, whole words
-        (``sel`` 0b1111); the target may stall and answer as late as it likes, in order.
+        (``sel`` 0b1111); the target may stall and answer as late as it likes, in order, but
+        not in the cycle it takes the request (an ``ack`` with nothing in flight is ignored).
+        A stalled request is withdrawn when the chain is given up (D18).
         From a target without waits a T_IN or T_OUT moves a word a cycle. A T_OUT's status is
         written once every write is acknowledged.
     busy : Out(1)

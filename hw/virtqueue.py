@@ -145,6 +145,8 @@ class VirtqueueEngine(wiring.Component):
         The D11 row of the last malformed ring since the device reset (0: none).
     bus : Out(wishbone.Signature(addr_width=addr_width, features=("err", "stall")))
         Guest memory, Wishbone B4 pipelined, up to :data:`OUTSTANDING` requests in flight.
+        Answers (``ack`` or ``err``) come in order, at the earliest in the cycle after the
+        request is taken; one with nothing in flight is ignored.
     request : Out(stream.Signature(ChainRequest))
     read : Out(stream.Signature(ReadBeat))
     write : In(stream.Signature(WriteBeat))

@@ -7,9 +7,9 @@ read is sampled, when it is answered. Stalls and latencies are drawn from a seed
 (random wait states), and any request touching a *faulty* range, or outside guest memory, is
 answered with ``err`` and changes nothing (error injection).
 
-It records every answered request in :attr:`log` as :class:`Access` and checks the initiator's
-side of the handshake: an ``ack``/``err`` is only ever given for a request taken, and ``cyc``
-must stay high while requests are in flight (:attr:`violations`).
+It records every answered request in :attr:`log` as :class:`Access`. As a target it gives an
+``ack``/``err`` only for a request taken, at the earliest in the next cycle; of the initiator it
+checks that ``cyc`` stays high while requests are in flight (:attr:`violations`).
 """
 
 import random
