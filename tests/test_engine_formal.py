@@ -15,8 +15,8 @@ each on a free core: each step more costs about four times the last) see the fir
 used.idx, and a chain that wrote bytes up to its used element, with hardly a wait; nothing sees
 a second chain (the used ring's later slots are pinned in simulation). The covers must all be
 reached (``mode cover``), and each property is shown to be able to fail: a mutant of the
-engine's environment must make it FAIL with a trace ``.vcd``. Work directories are kept under ``build/formal/``, one per test
-(``engine_prove_ordering``...).
+engine's environment must make it FAIL with a trace ``.vcd``. Work directories are kept under
+``build/formal/``, one per test (``engine_prove_ordering``...).
 """
 
 import os
