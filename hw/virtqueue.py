@@ -61,6 +61,19 @@ read in 9 cycles (a queue's first use: its checks take 2 cycles, avail.idx is de
 after it arrives); a one-descriptor buffer of 64 bytes in 35 cycles when the device reads it, 33
 when it writes it, of 4 KiB in 1043 and 1041 (``python -m sim.engine_bench``; the README has the
 table, ``docs/engine-benchmark.md`` the area and Fmax).
+
+Area and timing
+---------------
+About 2000 LUT4 and 60-65 MHz on iCE40 HX8K (``python -m boards.engine_area``), against a goal
+of 900 LUT4 and 100 MHz. The area is the datapath: 64-bit ring addresses and their adders, the
+32-bit totals and the checks of D11 (the "beyond the bus" compares are 96 bits wide), the
+descriptor store, the byte realigners and the answer FIFO. The longest paths run from the
+descriptor store's output through the one-word compare, from the read unpacker's lane count
+through ``valid``/``ready`` into its selects, and from the state through ``want`` and ``stb`` to
+``issued``. What could close it (candidates, not tried): ring addresses only ``addr_width`` bits wide (after the
+case-8 check), DESC_CHECK's sums over two cycles, one-hot registered request flags instead of
+decoding them from the state, a deeper unpacker, and answers tagged with their request's kind
+rather than counted.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal
