@@ -70,10 +70,10 @@ of 900 LUT4 and 100 MHz. The area is the datapath: 64-bit ring addresses and the
 descriptor store, the byte realigners and the answer FIFO. The longest paths run from the
 descriptor store's output through the one-word compare, from the read unpacker's lane count
 through ``valid``/``ready`` into its selects, and from the state through ``want`` and ``stb`` to
-``issued``. What could close it (candidates, not tried): ring addresses only ``addr_width`` bits wide (after the
-case-8 check), DESC_CHECK's sums over two cycles, one-hot registered request flags instead of
-decoding them from the state, a deeper unpacker, and answers tagged with their request's kind
-rather than counted.
+``issued``. What could close it (candidates, not tried): ring addresses only ``addr_width``
+bits wide (after the case-8 check), DESC_CHECK's sums over two cycles, one-hot registered
+request flags instead of decoding them from the state, a deeper unpacker, and answers tagged
+with their request's kind rather than counted.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal
