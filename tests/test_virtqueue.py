@@ -397,6 +397,24 @@ def test_used_idx_is_not_published_over_a_failed_element_write(latency):
     assert not [a for a in seen["used_writes"] if a.address == probe.device]
 
 
+async def until_an_error_is_answered(ctx, bench, bound=200):
+    for _ in range(bound):
+        await ctx.tick()
+        if ctx.get(bench.engine.bus.err):
+            return
+    raise TimeoutError(f"no bus error answered in {bound} cycles")
+
+
+async def serve_a_fresh_ring(ctx, bench):
+    """Queue 0 on a new ring with one 4-byte readable buffer: what the used ring gets."""
+    fresh = bench.ring(0, size=8, base=RING + 0x4000)
+    bench.set_queue(ctx, 0)
+    fresh.add([(DATA + 0x100, 4, False)])
+    await bench.notify(ctx, 0)
+    await bench.until_idle(ctx)
+    return fresh.used()
+
+
 def test_a_reset_while_a_fault_drains_is_not_lost():
     # found by the formal harness (reset): the reset came while FAULT waited for answers, and
     # the engine stayed stopped until a second reset
@@ -408,20 +426,13 @@ def test_a_reset_while_a_fault_drains_is_not_lost():
         bench.set_queue(ctx, 0)
         ring.add([(DATA, 16, False)])
         await bench.notify(ctx, 0)
-        for _ in range(200):                    # until the failed read is answered
-            await ctx.tick()
-            if any(a.error for a in bench.memory.log):
-                break
+        await until_an_error_is_answered(ctx, bench)
+        await ctx.tick()                        # the reset while FAULT waits for the others
         await bench.reset(ctx)
         bench.set_queue(ctx, 0, ready=False)
         await bench.until_idle(ctx)
         seen["pulses_after_reset"] = len(bench.events.needs_reset)
-        fresh = bench.ring(0, size=8, base=RING + 0x4000)
-        bench.set_queue(ctx, 0)
-        fresh.add([(DATA + 0x100, 4, False)])
-        await bench.notify(ctx, 0)
-        await bench.until_idle(ctx)
-        seen["served"] = fresh.used()
+        seen["served"] = await serve_a_fresh_ring(ctx, bench)
     bench.run(testbench)
     assert seen["pulses_after_reset"] == 0
     assert seen["served"] == [(0, 0)]
@@ -439,22 +450,14 @@ def test_a_bus_error_answered_in_the_cycle_of_queue_ready_0_is_dropped_with_the_
         bench.set_queue(ctx, 0)
         ring.add([(DATA, 16, False)])
         await bench.notify(ctx, 0)
-        for _ in range(200):                    # until the failing read is answered
-            await ctx.tick()
-            if ctx.get(bench.engine.bus.err):
-                break
+        await until_an_error_is_answered(ctx, bench)
         seen["cycle"] = bench.memory.cycle
         bench.set_queue(ctx, 0, ready=False)
         for _ in range(20):
             await ctx.tick()
             seen["cases"].append(ctx.get(bench.engine.error_case))
         await bench.until_idle(ctx)
-        fresh = bench.ring(0, size=8, base=RING + 0x4000)
-        bench.set_queue(ctx, 0)
-        fresh.add([(DATA + 0x100, 4, False)])
-        await bench.notify(ctx, 0)
-        await bench.until_idle(ctx)
-        seen["served"] = fresh.used()
+        seen["served"] = await serve_a_fresh_ring(ctx, bench)
     bench.run(testbench)
     # the scenario: the error is answered in the cycle QueueReady drops
     assert [a.cycle for a in bench.memory.log if a.error] == [seen["cycle"]]
