@@ -67,11 +67,18 @@ class WishboneMemory:
         driver acting at that moment).
     record : bool
         Keep :attr:`log` (a long co-simulation does not).
+    spurious : float
+        A misbehaving target: the probability of an ``ack`` (with junk on ``dat_r``) in a cycle
+        with no request in flight, which the initiator must ignore.
     """
 
     def __init__(self, memory, *, stall=0.0, latency=(1, 1), faults=(), seed=0, on_write=None,
-                 record=True):
+                 record=True, spurious=0.0):
         check_timing(stall, latency)
+        if not 0 <= spurious < 1:
+            raise ValueError(f"spurious must be a probability below 1, not {spurious!r}")
+        self.spurious = spurious
+        self.spurious_acks = 0
         self.memory = memory
         self.stall = stall
         self.latency = latency
@@ -136,6 +143,9 @@ class WishboneMemory:
                 _, taken, write, address, sel_, dat = in_flight.popleft()
                 access = self._answer(taken, write, address, sel_, dat)
                 ack, err, data = int(not access.error), int(access.error), access.data
+            elif not in_flight and self.spurious and self.random.random() < self.spurious:
+                ack, data = 1, 0xdeadbeef
+                self.spurious_acks += 1
             stalled = bool(self.stall) and self.random.random() < self.stall
             # Only what changes is set: a long co-simulation spends most of its time in the
             # simulator's signal updates.

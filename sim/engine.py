@@ -169,7 +169,7 @@ class EngineBench:
         More background testbenches (models of what a gateware device masters).
     memory_size : int
         Bytes of guest memory, from address 0.
-    stall, latency, faults, seed, on_write
+    stall, latency, faults, seed, on_write, spurious
         For :class:`sim.busmemory.WishboneMemory`.
     event_idx : bool
         VIRTIO_F_EVENT_IDX negotiated.
@@ -180,14 +180,14 @@ class EngineBench:
 
     def __init__(self, *, respond=lambda request: b"", refuse=None, backpressure=0.0,
                  memory_size=1 << 16, stall=0.0, latency=(1, 1), faults=(), seed=0,
-                 on_write=None, event_idx=False, device=None, connect=None, processes=(),
-                 **engine):
+                 on_write=None, spurious=0.0, event_idx=False, device=None, connect=None,
+                 processes=(), **engine):
         engine.setdefault("num_queues", 1)
         engine.setdefault("addr_width", 20)
         self.engine = VirtqueueEngine(**engine)
         self.guest = GuestMemory(bytearray(memory_size))
         self.memory = WishboneMemory(self.guest, stall=stall, latency=latency, faults=faults,
-                                     seed=seed, on_write=on_write)
+                                     seed=seed, on_write=on_write, spurious=spurious)
         self.gateware = device
         self.device = StreamDevice(respond, refuse=refuse, backpressure=backpressure,
                                    seed=seed + 1)

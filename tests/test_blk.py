@@ -104,8 +104,11 @@ def sector_data(sector, count=1):
                     range(sector, sector + count))
 
 
-@pytest.mark.parametrize("disk_timing", [None, dict(stall=0.4, latency=(1, 8), seed=1)],
-                         ids=["ram-disk", "slow-disk"])
+@pytest.mark.parametrize("disk_timing", [
+    None, dict(stall=0.4, latency=(1, 8), seed=1),
+    # a disk that also acknowledges with nothing in flight: ignored (D18)
+    dict(stall=0.4, latency=(1, 8), seed=2, spurious=0.3),
+], ids=["ram-disk", "slow-disk", "spurious-acks"])
 def test_write_then_read_sectors(disk_timing):
     data = sector_data(3, 2)
     blk, results = serve([(BlkType.OUT, 3, data, 0), (BlkType.IN, 3, b"", 1024),
@@ -115,6 +118,8 @@ def test_write_then_read_sectors(disk_timing):
     assert results[2] == (BlkStatus.OK, data[512:], 513)
     assert blk.image[3 * 512:5 * 512] == data
     assert blk.image[:3 * 512] == bytes(3 * 512)
+    if disk_timing and disk_timing.get("spurious"):
+        assert blk.slow_disk.spurious_acks > 0
 
 
 def test_read_of_an_initial_image_under_wait_states():

@@ -661,10 +661,13 @@ def test_a_queue_made_ready_again_starts_from_index_0():
 def test_random_chains_wait_states_and_notification_timing(seed):
     rng = random.Random(seed)
     num_queues = rng.choice([1, 2, 3])
+    # Seeds 2 and 5: a target that also acknowledges when nothing is in flight (ignored).
+    spurious = 0.3 if seed % 3 == 2 else 0.0
     bench = EngineBench(respond=lambda request: bytes(b ^ 0x5a for b in request.data)
                         [:request.writable], num_queues=num_queues, event_idx=rng.random() < .5,
                         stall=rng.choice([0, 0.2, 0.5]), latency=(1, rng.choice([1, 3, 6])),
-                        backpressure=rng.choice([0, 0.3]), seed=seed, memory_size=1 << 18)
+                        backpressure=rng.choice([0, 0.3]), seed=seed, memory_size=1 << 18,
+                        spurious=spurious)
     rings = [bench.ring(q, size=rng.choice([4, 8, 16]), base=RING + 0x4000 * q)
              for q in range(num_queues)]
     expected = {}                               # (queue, head) -> expected target bytes
@@ -742,6 +745,8 @@ def test_random_chains_wait_states_and_notification_timing(seed):
         ring = rings[q]
         touched.update(range(ring.device, ring.device + 6 + 8 * ring.size))
     assert bytes_written(bench) - touched == set()
+    assert (bench.memory.spurious_acks > 0) == bool(spurious)
+    assert bench.memory.violations == []
 
 
 def test_waves_of_an_engine_run_open_grouped_by_interface(tmp_path, monkeypatch):
@@ -780,3 +785,14 @@ def test_waves_of_an_engine_run_open_grouped_by_interface(tmp_path, monkeypatch)
 def test_constructor_errors(kwargs, error, message):
     with pytest.raises(error, match=f"^{message}$"):
         VirtqueueEngine(**kwargs)
+
+
+@pytest.mark.parametrize("timing, message", [
+    (dict(latency=(0, 1)), "latency must be (low, high) with 1 <= low <= high, not (0, 1)"),
+    (dict(stall=1.0), "stall must be a probability below 1, not 1.0"),
+    (dict(spurious=-0.1), "spurious must be a probability below 1, not -0.1"),
+])
+def test_the_guest_memory_model_refuses_timing_out_of_range(timing, message):
+    with pytest.raises(ValueError) as error:
+        EngineBench(**timing)
+    assert str(error.value) == message
