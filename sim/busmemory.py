@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .memory import MemoryFault
 
 
-__all__ = ["Access", "WishboneMemory", "check_timing"]
+__all__ = ["Access", "WishboneMemory", "check_probability", "check_timing"]
 
 
 def check_timing(stall, latency):
@@ -34,8 +34,13 @@ def check_timing(stall, latency):
     low, high = latency
     if not 1 <= low <= high:
         raise ValueError(f"latency must be (low, high) with 1 <= low <= high, not {latency!r}")
-    if not 0 <= stall < 1:
-        raise ValueError(f"stall must be a probability below 1, not {stall!r}")
+    check_probability("stall", stall)
+
+
+def check_probability(name, value):
+    """``value`` a probability below 1, or a ValueError naming ``name``."""
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be a probability below 1, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,7 @@ class WishboneMemory:
     def __init__(self, memory, *, stall=0.0, latency=(1, 1), faults=(), seed=0, on_write=None,
                  record=True, spurious=0.0):
         check_timing(stall, latency)
-        if not 0 <= spurious < 1:
-            raise ValueError(f"spurious must be a probability below 1, not {spurious!r}")
+        check_probability("spurious", spurious)
         self.spurious = spurious
         self.spurious_acks = 0
         self.memory = memory
