@@ -152,14 +152,18 @@ class Unpacker(wiring.Component):
         ``data`` already placed from ``lane``; ``n`` is how many bytes it takes.
     done : Out(1)
         The ``last`` beat has been taken and every byte offered and taken.
+    ending : Out(1)
+        An empty ``last`` beat is taken in this cycle with no byte held: ``done`` from the next
+        cycle on (a chain device logic completes without writing, a cycle earlier).
     """
 
-    clear: In(1)
-    i:     In(stream.Signature(WriteBeat))
-    lane:  In(2)
-    stop:  In(2)
-    o:     Out(stream.Signature(BusWord))
-    done:  Out(1)
+    clear:  In(1)
+    i:      In(stream.Signature(WriteBeat))
+    lane:   In(2)
+    stop:   In(2)
+    o:      Out(stream.Signature(BusWord))
+    done:   Out(1)
+    ending: Out(1)
 
     def elaborate(self, platform):
         m = Module()
@@ -213,6 +217,7 @@ class Unpacker(wiring.Component):
         beat = Signal(range(5))
         m.d.comb += beat.eq(Mux(self.i.p.count > 4, 4, self.i.p.count))
         accept = self.i.valid & self.i.ready
+        m.d.comb += self.ending.eq(accept & self.i.p.last & (beat == 0) & (count == 0))
         rotated = _bytes(_rotate(self.i.p.data, -tail[:2]))
         # The lanes the beat fills, and for each lane which store word is next after tail.
         lanes = Signal(4)

@@ -441,7 +441,10 @@ class VirtqueueEngine(wiring.Component):
         last = Signal(max(baw, 32) + 1)
         sum_last = Signal.like(last)
         m.d.comb += sum_last.eq(address[:baw] + length_less)
-        total = Signal(33)
+        # The chain's totals take the descriptor's length as it arrives (DESC): the request is
+        # then offered straight from the two registers. A descriptor DESC_CHECK refuses ends the
+        # chain, so the totals it was added to are never offered.
+        total_carry = Signal()                  # the sum passed 32 bits (D11 case 11)
         zero_length = Signal()
         off_bus = Signal()
         bad_next = Signal()                     # NEXT set and next out of the ring
@@ -453,8 +456,8 @@ class VirtqueueEngine(wiring.Component):
         m.d.comb += [
             no_readable.eq((readable_count == 0) & ~(closing & ~writable)),
             self.request.p.queue.eq(q), self.request.p.head.eq(head),
-            self.request.p.readable.eq(Mux(closing & ~writable, total, readable_total)),
-            self.request.p.writable.eq(Mux(closing & writable, total, writable_total)),
+            self.request.p.readable.eq(readable_total),
+            self.request.p.writable.eq(writable_total),
             packer.empty.eq(no_readable),
         ]
 
@@ -632,13 +635,18 @@ class VirtqueueEngine(wiring.Component):
                         arriving = data_in[:16]     # the flags
                         chains = arriving & _DESC_F_NEXT != 0
                         grown = chain_len + 1
+                        into_writable = arriving & _DESC_F_WRITE != 0
+                        # Cat: the length's "+ 1" as the carry in.
+                        total = (Cat(1, Mux(into_writable, writable_total, readable_total)) +
+                                 Cat(1, length_less))[1:]
+                        with m.If(into_writable):
+                            m.d.sync += writable_total.eq(total[:32])
+                        with m.Else():
+                            m.d.sync += readable_total.eq(total[:32])
                         m.d.sync += [
                             sent.eq(0), got.eq(0),
                             last.eq(sum_last),
-                            # Cat: the length's "+ 1" as the carry in.
-                            total.eq((Cat(1, Mux(arriving & _DESC_F_WRITE != 0, writable_total,
-                                                 readable_total)) +
-                                      Cat(1, length_less))[1:]),
+                            total_carry.eq(total[32]),
                             zero_length.eq(length_less.all()),
                             off_bus.eq(address[baw:].any() | sum_last[baw:].any()),
                             bad_next.eq(chains & (data_in[16:] & ~mask).any()),
@@ -656,7 +664,7 @@ class VirtqueueEngine(wiring.Component):
                     fault(RingError.BUS)
                 with m.Elif(seen_writable & ~writable):
                     fault(RingError.ORDER)
-                with m.Elif(total[32]):
+                with m.Elif(total_carry):
                     fault(RingError.TOTAL)
                 with m.Elif(bad_next):
                     fault(RingError.NEXT)       # size is a power of 2 (CHECK)
@@ -666,11 +674,8 @@ class VirtqueueEngine(wiring.Component):
                     m.d.comb += store_w.en.eq(1)
                     m.d.sync += [chain_len.eq(chain_len + 1), seen_writable.eq(writable),
                                  index.eq(following)]
-                    with m.If(writable):
-                        m.d.sync += writable_total.eq(total)
-                    with m.Else():
-                        m.d.sync += [readable_total.eq(total),
-                                     readable_count.eq(readable_count + 1)]
+                    with m.If(~writable):
+                        m.d.sync += readable_count.eq(readable_count + 1)
                     with m.If(flags & _DESC_F_NEXT):
                         m.next = "DESC"
                     with m.Else():
@@ -749,7 +754,7 @@ class VirtqueueEngine(wiring.Component):
                             m.next = "LOAD_WRITE"
                 # Every data write acknowledged before the used ring is touched (§2.7.8.2): the
                 # buffers may be in another memory than the ring.
-                with m.If(unpacker.done & packer.done & ~staged & settled):
+                with m.If((unpacker.done | unpacker.ending) & packer.done & ~staged & settled):
                     m.next = "USED"
                 guard(holding=True)
 
@@ -762,7 +767,10 @@ class VirtqueueEngine(wiring.Component):
                     control(device_base, low=2)
                 with m.Else():                  # 4 + 8 * entry, and the word after it
                     control(device_base, slot=Cat(1, avail & mask), inc=sent[0])
-                m.d.comb += [want.eq((sent < 2) | ((sent == 2) & (outstanding == 0))),
+                # used.idx goes out in the cycle the element's last word is acknowledged (an
+                # error there is the fault guard() takes, and no request goes with it).
+                acked = (outstanding == 0) | ((outstanding == 1) & bus.ack & ~bus.err)
+                m.d.comb += [want.eq((sent < 2) | ((sent == 2) & acked)),
                              issue_we.eq(1),
                              issue_sel.eq(Mux(sent == 2, 0b1100, 0b1111)),
                              issue_dat.eq(Mux(sent == 0, head,

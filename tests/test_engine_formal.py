@@ -8,7 +8,7 @@ run is a bounded model check (``mode bmc``, smtbmc with yices on a netlist Yosys
 synthesised) from the engine's initial state to the depth in ``DEPTHS``
 (``VIRTIO_FORMAL_DEPTH`` overrides it). What a depth holds, from the covers (the step a cover
 is reached in, from 0; a depth of N checks steps 0 to N-1): a data write in step 17, used.idx
-written in 20 (the shortest chain), used.idx after a chain that wrote bytes in 22,
+written in 19 (the shortest chain), used.idx after a chain that wrote bytes in 21,
 :data:`hw.virtqueue.OUTSTANDING` requests in flight in 13. So the handshake, teardown and reset
 (24) see whole chains with waits and faults; the ordering and the buffers (22, about 3 minutes
 each on a free core: each step more costs about four times the last) see the first chain up to

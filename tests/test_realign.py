@@ -122,7 +122,15 @@ def test_unpacker_places_beats_of_any_size_at_the_destination_lanes(seed):
         ctx.set(dut.o.ready, 1)
         await ctx.tick().until(dut.done)
 
-    _run(dut, testbench, source)
+    async def ends(ctx):
+        """``ending`` only in the cycle before ``done`` first holds."""
+        ending = 0
+        async for _, _, now_ending, done in ctx.tick().sample(dut.ending, dut.done):
+            assert not ending or done
+            assert not (now_ending and done)
+            ending = now_ending
+
+    _run(dut, testbench, source, ends)
     expected, at = {}, 0
     for index, (_, length) in enumerate(buffers):
         for offset in range(length):
@@ -130,3 +138,30 @@ def test_unpacker_places_beats_of_any_size_at_the_destination_lanes(seed):
                 expected[index, offset] = payload[at]
                 at += 1
     assert written == expected
+
+
+@pytest.mark.parametrize("held", [0, 2])
+def test_unpacker_ends_in_the_cycle_it_takes_an_empty_last_beat_only_with_nothing_held(held):
+    dut = Unpacker()
+
+    async def testbench(ctx):
+        ctx.set(dut.lane, 0)
+        ctx.set(dut.stop, 3)
+        if held:        # bytes that wait for the consumer, who does not take them yet
+            ctx.set(dut.i.p, {"data": 0xbeef, "count": held, "last": 0})
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick()
+        ctx.set(dut.i.p, {"data": 0, "count": 0, "last": 1})
+        ctx.set(dut.i.valid, 1)
+        assert ctx.get(dut.i.ready)
+        assert (ctx.get(dut.ending), ctx.get(dut.done)) == (not held, 0)
+        await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+        assert (ctx.get(dut.ending), ctx.get(dut.done)) == (0, not held)
+        if held:
+            assert ctx.get(dut.o.valid) and ctx.get(dut.o.p.n) == held
+            ctx.set(dut.o.ready, 1)
+            await ctx.tick()
+            assert (ctx.get(dut.ending), ctx.get(dut.done)) == (0, 1)
+
+    _run(dut, testbench)
