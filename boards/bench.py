@@ -20,6 +20,7 @@ Fmax of each placer seed, of which the median is quoted (Fmax varies with the se
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -156,6 +157,36 @@ def synthesize(il_path, family, workdir):
     _run([env["YOSYS"], "-q", "-l", f"{family}.yosys.log", script.name], workdir,
          workdir / f"{family}.yosys.out")
     return netlist
+
+
+def lut4_by_submodule(il_path, family, workdir):
+    """LUT4 of each module of the design, synthesized without flattening (``top.core``,
+    ``top.core.fifo``, ...; each its own logic, not its submodules'). Optimization across
+    module boundaries is lost, so the sum is a few percent above the flat netlist's count."""
+    env = tool_env()
+    script = workdir / f"{family}.hier.ys"
+    stat = f"{family}.hier.stat.txt"
+    script.write_text(f"read_rtlil {il_path.name}\nsynth_{family} -top top -noflatten\n"
+                      f"tee -o {stat} stat\n")
+    _run([env["YOSYS"], "-q", "-l", f"{family}.hier.yosys.log", script.name], workdir,
+         workdir / f"{family}.hier.yosys.out")
+    return lut4_of_stat((workdir / stat).read_text(), family)
+
+
+def lut4_of_stat(text, family):
+    """Module name -> LUT4 in its own logic, from the text of Yosys's ``stat`` on a design that
+    is not flattened (modules without a LUT4 are left out)."""
+    (lut,) = _CELLS[family]["lut4"]
+    counts, module = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("=== design hierarchy"):
+            break
+        if match := re.fullmatch(r"=== (\S+) ===", line):
+            module = match.group(1)
+        elif module and (match := re.fullmatch(rf"(\d+)\s+{lut}", line)):
+            counts[module] = int(match.group(1))
+    return counts
 
 
 def count_cells(netlist_path, family):

@@ -26,8 +26,8 @@ from amaranth.back import rtlil
 from hw.blk import VirtioBlk
 from hw.virtqueue import VirtqueueEngine
 
-from .bench import (BENCH_ROOT, DEVICES, DOCS, Registered, count_cells, fmax_of, place_and_route,
-                    synthesize)
+from .bench import (BENCH_ROOT, DEVICES, DOCS, Registered, count_cells, fmax_of,
+                    lut4_by_submodule, place_and_route, synthesize)
 
 
 __all__ = ["CORES", "GOAL", "measure", "main"]
@@ -45,7 +45,8 @@ _DEVICES = {"hx8k": "iCE40 HX8K", "ecp5": "ECP5-25 (speed 6)"}
 
 
 def measure(core, device, seeds, *, echo=print):
-    """Cells and per-seed Fmax of ``core`` (a name of :data:`CORES`) on ``device``."""
+    """Cells, per-seed Fmax and LUT4 by submodule (:func:`boards.bench.lut4_by_submodule`) of
+    ``core`` (a name of :data:`CORES`) on ``device``."""
     family, args, freq = DEVICES[device]
     workdir = BENCH_ROOT / f"engine-{core}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +57,9 @@ def measure(core, device, seeds, *, echo=print):
     netlist = synthesize(il, family, workdir)
     cells = count_cells(netlist, family)
     echo(f"  {core} on {device}: synthesized in {time.monotonic() - start:.0f} s: {cells}")
+    parts = {name.removeprefix("top.core").removeprefix(".") or "(own logic)": count
+             for name, count in lut4_by_submodule(il, family, workdir).items()}
+    echo(f"  {core} on {device}: LUT4 by submodule: {parts}")
     fmax = {}
     for seed in seeds:
         start = time.monotonic()
@@ -64,7 +68,7 @@ def measure(core, device, seeds, *, echo=print):
         fmax[seed] = fmax_of(report)
         echo(f"  {core} on {device} seed {seed}: Fmax {fmax[seed]:.1f} MHz "
              f"({time.monotonic() - start:.0f} s)")
-    return cells, fmax
+    return cells, fmax, parts
 
 
 def main(argv=None):
@@ -80,11 +84,15 @@ def main(argv=None):
     command = "./run python -m boards.engine_area" + (
         f" --seeds {args.seeds}" if args.seeds != 3 else "")
     rows = []
+    part_rows = []
     notes = []
     for core in args.cores:
         for short in args.devices:
             device = _DEVICES[short]
-            cells, fmax = measure(core, device, seeds)
+            cells, fmax, parts = measure(core, device, seeds)
+            part_rows.append(f"| {core} | {device} | " +
+                             ", ".join(f"{name} {count}" for name, count in parts.items()) +
+                             f" | {sum(parts.values())} |")
             values = sorted(fmax.values())
             median = statistics.median(values)
             goal = ""
@@ -109,7 +117,11 @@ def main(argv=None):
         "on every port bit whose flip-flops are not counted.", "",
         "| core | device | LUT4 | FF (core) | BRAM | carry | Fmax (MHz) | goal |",
         "|---|---|---|---|---|---|---|---|",
-        *rows, "", *notes,
+        *rows, "", *notes, "",
+        "LUT4 by submodule, each its own logic (synthesized again without flattening, so the "
+        "sum is a little above the flat count):", "",
+        "| core | device | LUT4 by submodule | sum |", "|---|---|---|---|",
+        *part_rows, "",
         "Cycles per buffer are measured in simulation by `./run python -m sim.engine_bench` "
         "(README, \"A whole device\").", ""])
     print(text)

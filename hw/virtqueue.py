@@ -58,9 +58,13 @@ Latency
 -------
 With a zero-wait memory and a device that never waits: notification to the first descriptor
 read in 9 cycles (a queue's first use: its checks take 2 cycles, avail.idx is decided a cycle
-after it arrives); a one-descriptor buffer of 64 bytes in 35 cycles when the device reads it, 33
-when it writes it, of 4 KiB in 1043 and 1041 (``python -m sim.engine_bench``; the README has the
-table, ``docs/engine-benchmark.md`` the area and Fmax).
+after it arrives); a one-descriptor buffer of 64 bytes in 33 cycles when the device reads it, 32
+when it writes it, of 4 KiB in 1041 and 1040 (``python -m sim.engine_bench``; the README has the
+table, ``docs/engine-benchmark.md`` the area and Fmax). In the steady state of 64-byte reads
+the bus is idle 8 cycles of the 33: 1 for used.idx's acknowledge (used_event is read after it),
+1 from the ring entry's answer to the descriptor, 3 from the descriptor's last word to the first
+data read (checked and offered, first buffer loaded) and 3 from the last data word to the used
+element (the packer's register, then the bench's device: its read beat and its completion).
 
 Area and timing
 ---------------

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from boards.bench import count_cells, logic_depth, markdown, summarize_path
+from boards.bench import count_cells, logic_depth, lut4_of_stat, markdown, summarize_path
 from boards.build import BUILD_ROOT, build_board, default_build_dir, tool_env
 from boards.top import BOARDS, SOCS, BoardTop, disk_label
 from hw.blk import SECTOR
@@ -80,6 +80,33 @@ def test_cell_counts_separate_wrapper_flip_flops(tmp_path):
     counts = count_cells(path, "ice40")
     assert counts == {"lut4": 1, "ff": 2, "bram": 1, "carry": 1, "lutram": 0, "mux": 0,
                       "wrapper_ff": 1, "core_ff": 1}
+
+
+def test_lut4_by_submodule_reads_each_modules_own_count_from_yosys_stat():
+    # the shape of `stat` on a design synthesized with -noflatten (abridged)
+    text = """
+=== top ===
+        +----------Local Count, excluding submodules.
+      530 cells
+      530   SB_DFF
+        1   top.core
+
+=== top.core ===
+        +----------Local Count, excluding submodules.
+      363   SB_CARRY
+     1463   SB_LUT4
+        1   top.core.fifo
+
+=== top.core.fifo ===
+      134   SB_LUT4
+
+=== design hierarchy ===
+     3876 top
+     1999   SB_LUT4
+"""
+    assert lut4_of_stat(text, "ice40") == {"top.core": 1463, "top.core.fifo": 134}
+    assert lut4_of_stat(text.replace("SB_LUT4", "LUT4"), "ecp5") == \
+        {"top.core": 1463, "top.core.fifo": 134}
 
 
 def test_logic_depth_counts_luts_between_flip_flops(tmp_path):
