@@ -278,8 +278,10 @@ class VirtqueueEngine(wiring.Component):
         ]
         issued = Signal()
         answered = Signal()
+        # An answer counts only with a request in flight (and then cyc is high): no path from
+        # the state's request through cyc into what the answer decides (timing).
         m.d.comb += [issued.eq(bus.stb & ~bus.stall),
-                     answered.eq(bus.cyc & (bus.ack | bus.err) & (outstanding != 0))]
+                     answered.eq((bus.ack | bus.err) & (outstanding != 0))]
         m.d.sync += outstanding.eq(outstanding + issued - answered)
         # Nothing in flight from the next cycle on, where the state issues no request (WRITE with
         # the unpacker done, USED after used.idx): timing, no path from the request's decision
