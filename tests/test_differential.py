@@ -778,3 +778,50 @@ def test_event_in_the_cycle_of_disable_is_folded(cycle):
 
     simulate(dut, testbench, name=f"event_in_the_cycle_of_disable_is_folded_{cycle}")
     assert got["messages"] or got["status"] & InterruptBit.USED_BUFFER.value, got
+
+
+@pytest.mark.parametrize("cycle", [0, 1, 2], ids=["request-cycle", "ack-cycle", "after"])
+def test_event_in_the_cycle_of_enable_is_sent_once(cycle):
+    """decisions.md D6a, the ENABLE half: ENABLE takes effect in its ack cycle (request cycle +
+    1). An event before it goes into InterruptStatus, which ENABLE hands to MSI; one in the ack
+    cycle goes to MSI, not into an InterruptStatus that nobody reads while MSI is enabled; one
+    after it to MSI. Each way: one message, InterruptStatus 0 and the wired interrupt low."""
+    from sim.waves import simulate
+
+    dut = VirtioMMIOTransport(device_id=1, vendor_id=0x1af4, num_queues=1, msi="v2")
+    regs = dut.regs
+    got = {}
+
+    async def testbench(ctx):
+        bus = dut.bus
+        ctx.set(dut.msi.ready, 1)
+
+        async def write(name, value):
+            await wishbone_write(ctx, bus, regs[name].word, value)
+
+        await write("DriverFeaturesSel", 1)
+        await write("DriverFeatures", (1 << Feature.MMIO_MSI | 1 << Feature.VERSION_1) >> 32)
+        await write("MsiVecSel", 1)
+        await write("MsiData", 0x55)
+        await write("MsiCmd", MsiCmdV2.CONFIGURE.value)
+        await write("QueueReady", 1)
+        # ENABLE presented in cycle N, with a used-buffer event in cycle N + `cycle`.
+        messages = 0
+        wishbone_request(ctx, bus, regs["MsiCmd"].word, we=1, dat_w=MsiCmdV2.ENABLE.value)
+        for now in range(3):
+            ctx.set(dut.device.queues[0].used, now == cycle)
+            await ctx.tick()
+            messages += ctx.get(dut.msi.valid)
+            if ctx.get(bus.ack):
+                wishbone_release(ctx, bus)
+        ctx.set(dut.device.queues[0].used, 0)
+        for _ in range(8):
+            messages += ctx.get(dut.msi.valid)
+            await ctx.tick()
+        irq = ctx.get(dut.irq)
+        await write("MsiCmd", MsiCmdV2.DISABLE.value)   # folds back what MSI still holds
+        status, _ = await wishbone_read(ctx, bus, regs["InterruptStatus"].word)
+        got.update(messages=messages, irq=irq, status=status)
+
+    simulate(dut, testbench, name=f"event_in_the_cycle_of_enable_is_sent_once_{cycle}")
+    assert got == {"messages": 1, "irq": 0, "status": 0}, got

@@ -459,6 +459,22 @@ def test_used_event_sets_interrupt_status_and_irq(make, run):
     run(dut, body)
 
 
+def test_used_event_raises_irq_in_the_next_cycle(make, run):
+    # decisions.md D12: an event in cycle N raises irq in cycle N + 1, not before or after
+    dut = make()
+
+    async def body(ctx, io, device):
+        await io.write(dut.regs["QueueSel"].offset, 0)
+        await io.write(dut.regs["QueueReady"].offset, 1)
+        await ctx.tick().repeat(3)
+        ctx.set(dut.device.queues[0].used, 1)
+        assert not ctx.get(dut.irq)
+        await ctx.tick()
+        ctx.set(dut.device.queues[0].used, 0)
+        assert ctx.get(dut.irq)
+    run(dut, body)
+
+
 def test_event_in_the_cycle_of_its_ack_is_not_lost(make, run):
     dut = make()
 
