@@ -91,7 +91,7 @@ def main(argv=None):
             device = _DEVICES[short]
             cells, fmax, parts = measure(core, device, seeds)
             part_rows.append(f"| {core} | {device} | " +
-                             ", ".join(f"{name} {count}" for name, count in parts.items()) +
+                             ", ".join(f"{name} {count}" for name, count in sorted(parts.items())) +
                              f" | {sum(parts.values())} |")
             values = sorted(fmax.values())
             median = statistics.median(values)

@@ -68,16 +68,27 @@ element (the packer's register, then the bench's device: its read beat and its c
 
 Area and timing
 ---------------
-About 2000 LUT4 and 60-65 MHz on iCE40 HX8K (``python -m boards.engine_area``), against a goal
-of 900 LUT4 and 100 MHz. The area is the datapath: 64-bit ring addresses and their adders, the
-32-bit totals and the checks of D11 (the "beyond the bus" compares are 96 bits wide), the
-descriptor store, the byte realigners and the answer FIFO. The longest paths run from the
-descriptor store's output through the one-word compare, from the read unpacker's lane count
-through ``valid``/``ready`` into its selects, and from the state through ``want`` and ``stb`` to
-``issued``. What could close it (candidates, not tried): ring addresses only ``addr_width``
-bits wide (after the case-8 check), DESC_CHECK's sums over two cycles, one-hot registered
-request flags instead of decoding them from the state, a deeper unpacker, and answers tagged
-with their request's kind rather than counted.
+About 1930 LUT4 and a median of 63 MHz on iCE40 HX8K (``python -m boards.engine_area``, which
+also gives the LUT4 by submodule), against the issue's goal of 900 LUT4 and 100 MHz. The goal
+is not met, and tuning this engine will not meet it:
+
+* the byte realigners and the answer FIFO (byte-exact buffers at any address, 4 reads in
+  flight) are about 500 LUT4 on their own: unpacker 232, packer 136, FIFO 134;
+* the checks of D11 are about 300 (measured once, by tying each to 0; CHECK's, with the 96-bit
+  "beyond the bus" compare of the ring addresses, 148);
+* the rest, about 1150, is the datapath: the descriptor's words and its last byte, the 32-bit
+  totals and bytes written, the word counters, the shared control-address adder and the
+  request multiplexers.
+
+The longest path (about 15 ns) runs from the state through ``want``, ``stb`` and ``issued``
+into the word counter: a request is decided and presented in one cycle, so that an access that
+waits for an answer goes out in the cycle after it. A registered request would cut that path
+but cost a cycle on each such access, at least 4 per buffer (64-byte reads at about 1.37x the
+bus limit, past their goal of 1.25x; estimated, not tried). Tried and not kept: the ring areas'
+ends one a cycle through the shared adder (51 LUT4 less, 2 cycles more at a queue's first use,
+which moves used.idx past the formal harness's depth). Candidates not tried: ring addresses only
+``addr_width`` bits wide after the case-8 check, DESC_CHECK's sums over two cycles, one-hot
+registered request flags, a deeper unpacker, answers tagged with their request's kind.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal
