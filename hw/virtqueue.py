@@ -80,15 +80,16 @@ is not met, and tuning this engine will not meet it:
   totals and bytes written, the word counters, the shared control-address adder and the
   request multiplexers.
 
-The longest path (about 15 ns) runs from the state through ``want``, ``stb`` and ``issued``
-into the word counter: a request is decided and presented in one cycle, so that an access that
-waits for an answer goes out in the cycle after it. A registered request would cut that path
-but cost a cycle on each such access, at least 4 per buffer (64-byte reads at about 1.37x the
-bus limit, past their goal of 1.25x; estimated, not tried). Tried and not kept: the ring areas'
-ends one a cycle through the shared adder (51 LUT4 less, 2 cycles more at a queue's first use,
-which moves used.idx past the formal harness's depth). Candidates not tried: ring addresses only
-``addr_width`` bits wide after the case-8 check, DESC_CHECK's sums over two cycles, one-hot
-registered request flags, a deeper unpacker, answers tagged with their request's kind.
+The longest path (about 15 ns) runs from the state through ``want``, ``stb`` and ``issued`` into
+the word counter (``ack`` joins it at ``want`` in USED): a request is decided and presented in
+one cycle, so that an access that waits for an answer goes out in the cycle after it. A
+registered request would cut that path but cost a cycle on each such access, at least 4 per
+buffer (64-byte reads at about 1.37x the bus limit, past their goal of 1.25x; estimated, not
+tried). Tried and not kept: the ring areas' ends one a cycle through the shared adder (51 LUT4
+less, 2 cycles more at a queue's first use, which moves used.idx past the formal harness's
+depth). Candidates not tried: ring addresses only ``addr_width`` bits wide after the case-8
+check, DESC_CHECK's sums over two cycles, one-hot registered request flags, a deeper unpacker,
+answers tagged with their request's kind.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal
@@ -174,7 +175,9 @@ class VirtqueueEngine(wiring.Component):
     bus : Out(wishbone.Signature(addr_width=addr_width, features=("err", "stall")))
         Guest memory, Wishbone B4 pipelined, up to :data:`OUTSTANDING` requests in flight.
         Answers (``ack`` or ``err``) come in order, at the earliest in the cycle after the
-        request is taken; one with nothing in flight is ignored.
+        request is taken; one with nothing in flight is ignored. An answer may bring the next
+        request in its own cycle (used.idx on the element's acknowledge), so an ``ack`` must
+        not depend on ``stb`` in the same cycle (a target registers it).
     request : Out(stream.Signature(ChainRequest))
     read : Out(stream.Signature(ReadBeat))
     write : In(stream.Signature(WriteBeat))

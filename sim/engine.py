@@ -50,6 +50,16 @@ def _beats(payload):
             for i, chunk in enumerate(chunks)]
 
 
+def _ragged_beats(payload, rng):
+    """``payload`` in beats of 1 to 4 bytes, then an empty last beat."""
+    beats, at = [], 0
+    while at < len(payload):
+        chunk = payload[at:at + rng.randrange(1, 5)]
+        beats.append((int.from_bytes(chunk, "little"), len(chunk), 0))
+        at += len(chunk)
+    return beats + [(0, 0, 1)]
+
+
 class StreamDevice:
     """Device logic on the engine's ``request``, ``read`` and ``write`` streams.
 
@@ -61,14 +71,18 @@ class StreamDevice:
         ``refuse(request) -> bool``: raise ``error`` for this request (D11 case 10).
     backpressure : float
         Probability of holding ``ready``/``valid`` low in a cycle.
+    ragged : bool
+        Write in beats of 1 to 4 bytes at random, and end with an empty ``last`` beat (else 4
+        bytes a beat, ``last`` on the last).
     seed : int
     """
 
-    def __init__(self, respond, *, refuse=None, backpressure=0.0, seed=0):
+    def __init__(self, respond, *, refuse=None, backpressure=0.0, ragged=False, seed=0):
         self.respond = respond
         self.refuse = refuse
         self.backpressure = backpressure
         self.random = random.Random(seed)
+        self.beats = (lambda payload: _ragged_beats(payload, self.random)) if ragged else _beats
         self.requests = []
 
     def _pause(self):
@@ -107,7 +121,7 @@ class StreamDevice:
             if current is not None and not beats and len(current.data) == want:
                 payload = self.respond(current)
                 current.written = len(payload)
-                beats = _beats(payload)
+                beats = self.beats(payload)
             ctx.set(engine.request.ready, int(current is None))
             read_ready = int(current is not None and len(current.data) < want and
                              not self._pause())
@@ -158,7 +172,7 @@ class EngineBench:
 
     Parameters
     ----------
-    respond, refuse, backpressure
+    respond, refuse, backpressure, ragged
         For :class:`StreamDevice` (default: write nothing back).
     device : wiring.Component or None
         Device logic in gateware instead of :class:`StreamDevice`: it has the flipped
@@ -179,9 +193,9 @@ class EngineBench:
     """
 
     def __init__(self, *, respond=lambda request: b"", refuse=None, backpressure=0.0,
-                 memory_size=1 << 16, stall=0.0, latency=(1, 1), faults=(), seed=0,
-                 on_write=None, spurious=0.0, event_idx=False, device=None, connect=None,
-                 processes=(), **engine):
+                 ragged=False, memory_size=1 << 16, stall=0.0, latency=(1, 1), faults=(),
+                 seed=0, on_write=None, spurious=0.0, event_idx=False, device=None,
+                 connect=None, processes=(), **engine):
         engine.setdefault("num_queues", 1)
         engine.setdefault("addr_width", 20)
         self.engine = VirtqueueEngine(**engine)
@@ -190,7 +204,7 @@ class EngineBench:
                                      seed=seed, on_write=on_write, spurious=spurious)
         self.gateware = device
         self.device = StreamDevice(respond, refuse=refuse, backpressure=backpressure,
-                                   seed=seed + 1)
+                                   ragged=ragged, seed=seed + 1)
         self.dut = self.engine if device is None else _WithDevice(self.engine, device, connect)
         self.processes = list(processes)
         self.event_idx = event_idx

@@ -770,9 +770,9 @@ def test_event_in_the_cycle_of_disable_is_folded(cycle):
             if ctx.get(bus.ack):
                 wishbone_release(ctx, bus)
         ctx.set(dut.device.queues[0].used, 0)
-        for _ in range(8):
-            messages += ctx.get(dut.msi.valid)
+        for _ in range(8):              # each cycle counted once: the loop above counted this one
             await ctx.tick()
+            messages += ctx.get(dut.msi.valid)
         status, _ = await wishbone_read(ctx, bus, regs["InterruptStatus"].word)
         got.update(messages=messages, status=status)
 
@@ -815,9 +815,9 @@ def test_event_in_the_cycle_of_enable_is_sent_once(cycle):
             if ctx.get(bus.ack):
                 wishbone_release(ctx, bus)
         ctx.set(dut.device.queues[0].used, 0)
-        for _ in range(8):
-            messages += ctx.get(dut.msi.valid)
+        for _ in range(8):              # each cycle counted once: the loop above counted this one
             await ctx.tick()
+            messages += ctx.get(dut.msi.valid)
         irq = ctx.get(dut.irq)
         await write("MsiCmd", MsiCmdV2.DISABLE.value)   # folds back what MSI still holds
         status, _ = await wishbone_read(ctx, bus, regs["InterruptStatus"].word)

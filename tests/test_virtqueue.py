@@ -796,3 +796,31 @@ def test_the_guest_memory_model_refuses_timing_out_of_range(timing, message):
     with pytest.raises(ValueError) as error:
         EngineBench(**timing)
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("readable", [False, True], ids=["write-only", "read-then-write"])
+def test_an_empty_last_beat_after_ragged_writes_loses_no_byte(seed, readable):
+    # Unpacker.ending moves the engine to the used element in the cycle of an empty last beat
+    # taken with nothing held: bytes still held must go out first. The device writes in beats
+    # of 1 to 4 bytes, ends with an empty last beat, and writes up to 8 bytes more than fit.
+    rng = random.Random(seed)
+    extra = rng.randrange(0, 9)
+    bench = EngineBench(respond=lambda request: bytes(range(1, 1 + request.writable + extra)),
+                        ragged=True, stall=rng.choice([0, 0.3, 0.6]),
+                        latency=(1, rng.choice([1, 4])), backpressure=rng.choice([0, 0.3]),
+                        seed=seed)
+    chains, targets = [], []
+    for k in range(4):
+        at = DATA + 0x200 * k + 0x100 + rng.randrange(4)
+        length = rng.randrange(1, 14)
+        head = [(DATA + 0x200 * k + rng.randrange(4), rng.randrange(1, 10), False)]
+        chains.append((head if readable else []) + [(at, length, True)])
+        targets.append((at, length))
+        bench.guest.write(at + length, b"\xee" * 16)
+    ring = serve(bench, chains)
+    for at, length in targets:
+        assert bench.guest.read(at, length) == bytes(range(1, 1 + length))
+        assert bench.guest.read(at + length, 16) == b"\xee" * 16
+    step = 2 if readable else 1
+    assert ring.used() == [(step * i, length) for i, (_, length) in enumerate(targets)]
