@@ -732,14 +732,11 @@ def test_vector_masked_while_staged_is_not_sent():
     check("v2", ops, model_class=TransportModel)
 
 
-@pytest.mark.parametrize("cycle", [0, 1], ids=["request-cycle", "ack-cycle"])
-def test_event_in_the_cycle_of_disable_is_folded(cycle):
-    """Found by sim/formal.py MSIHarness (events in the DISABLE cycle). decisions.md D6: DISABLE
-    folds every pending event into InterruptStatus, "mode switches lose nothing". A used-buffer
-    event in the very cycle of the MsiCmd=DISABLE write was once neither sent as MSI nor folded. The
-    write is performed in its ack cycle (request cycle + 1): an event in the request cycle is
-    still MSI's (pending, then folded); one in the ack cycle goes to InterruptStatus directly."""
-    from hw.regmap import InterruptBit
+def _switch_with_an_event(command, cycle, cycles, *, name):
+    """MsiCmd ``command`` (ENABLE or DISABLE, from the other mode) presented in cycle N with a
+    used-buffer event of queue 0 (vector 1) in cycle N + ``cycle``; the messages sent until 8
+    cycles after the first ``cycles``, then ``irq``, and InterruptStatus once MSI is disabled
+    (a DISABLE after an ENABLE folds back what MSI still holds)."""
     from sim.waves import simulate
 
     dut = VirtioMMIOTransport(device_id=1, vendor_id=0x1af4, num_queues=1, msi="v2")
@@ -758,57 +755,12 @@ def test_event_in_the_cycle_of_disable_is_folded(cycle):
         await write("MsiVecSel", 1)
         await write("MsiData", 0x55)
         await write("MsiCmd", MsiCmdV2.CONFIGURE.value)
-        await write("MsiCmd", MsiCmdV2.ENABLE.value)
+        if command == MsiCmdV2.DISABLE:
+            await write("MsiCmd", MsiCmdV2.ENABLE.value)
         await write("QueueReady", 1)
-        # DISABLE presented in cycle N, with a used-buffer event in cycle N + `cycle`.
         messages = 0
-        wishbone_request(ctx, bus, regs["MsiCmd"].word, we=1, dat_w=MsiCmdV2.DISABLE.value)
-        for now in range(2):
-            ctx.set(dut.device.queues[0].used, now == cycle)
-            await ctx.tick()
-            messages += ctx.get(dut.msi.valid)
-            if ctx.get(bus.ack):
-                wishbone_release(ctx, bus)
-        ctx.set(dut.device.queues[0].used, 0)
-        for _ in range(8):              # each cycle counted once: the loop above counted this one
-            await ctx.tick()
-            messages += ctx.get(dut.msi.valid)
-        status, _ = await wishbone_read(ctx, bus, regs["InterruptStatus"].word)
-        got.update(messages=messages, status=status)
-
-    simulate(dut, testbench, name=f"event_in_the_cycle_of_disable_is_folded_{cycle}")
-    assert got["messages"] or got["status"] & InterruptBit.USED_BUFFER.value, got
-
-
-@pytest.mark.parametrize("cycle", [0, 1, 2], ids=["request-cycle", "ack-cycle", "after"])
-def test_event_in_the_cycle_of_enable_is_sent_once(cycle):
-    """decisions.md D6a, the ENABLE half: ENABLE takes effect in its ack cycle (request cycle +
-    1). An event before it goes into InterruptStatus, which ENABLE hands to MSI; one in the ack
-    cycle goes to MSI, not into an InterruptStatus that nobody reads while MSI is enabled; one
-    after it to MSI. Each way: one message, InterruptStatus 0 and the wired interrupt low."""
-    from sim.waves import simulate
-
-    dut = VirtioMMIOTransport(device_id=1, vendor_id=0x1af4, num_queues=1, msi="v2")
-    regs = dut.regs
-    got = {}
-
-    async def testbench(ctx):
-        bus = dut.bus
-        ctx.set(dut.msi.ready, 1)
-
-        async def write(name, value):
-            await wishbone_write(ctx, bus, regs[name].word, value)
-
-        await write("DriverFeaturesSel", 1)
-        await write("DriverFeatures", (1 << Feature.MMIO_MSI | 1 << Feature.VERSION_1) >> 32)
-        await write("MsiVecSel", 1)
-        await write("MsiData", 0x55)
-        await write("MsiCmd", MsiCmdV2.CONFIGURE.value)
-        await write("QueueReady", 1)
-        # ENABLE presented in cycle N, with a used-buffer event in cycle N + `cycle`.
-        messages = 0
-        wishbone_request(ctx, bus, regs["MsiCmd"].word, we=1, dat_w=MsiCmdV2.ENABLE.value)
-        for now in range(3):
+        wishbone_request(ctx, bus, regs["MsiCmd"].word, we=1, dat_w=command.value)
+        for now in range(cycles):
             ctx.set(dut.device.queues[0].used, now == cycle)
             await ctx.tick()
             messages += ctx.get(dut.msi.valid)
@@ -819,9 +771,35 @@ def test_event_in_the_cycle_of_enable_is_sent_once(cycle):
             await ctx.tick()
             messages += ctx.get(dut.msi.valid)
         irq = ctx.get(dut.irq)
-        await write("MsiCmd", MsiCmdV2.DISABLE.value)   # folds back what MSI still holds
+        if command == MsiCmdV2.ENABLE:
+            await write("MsiCmd", MsiCmdV2.DISABLE.value)
         status, _ = await wishbone_read(ctx, bus, regs["InterruptStatus"].word)
         got.update(messages=messages, irq=irq, status=status)
 
-    simulate(dut, testbench, name=f"event_in_the_cycle_of_enable_is_sent_once_{cycle}")
+    simulate(dut, testbench, name=name)
+    return got
+
+
+@pytest.mark.parametrize("cycle", [0, 1], ids=["request-cycle", "ack-cycle"])
+def test_event_in_the_cycle_of_disable_is_folded(cycle):
+    """Found by sim/formal.py MSIHarness (events in the DISABLE cycle). decisions.md D6: DISABLE
+    folds every pending event into InterruptStatus, "mode switches lose nothing". A used-buffer
+    event in the very cycle of the MsiCmd=DISABLE write was once neither sent as MSI nor folded. The
+    write is performed in its ack cycle (request cycle + 1): an event in the request cycle is
+    still MSI's (pending, then folded); one in the ack cycle goes to InterruptStatus directly."""
+    from hw.regmap import InterruptBit
+
+    got = _switch_with_an_event(MsiCmdV2.DISABLE, cycle, 2,
+                                name=f"event_in_the_cycle_of_disable_is_folded_{cycle}")
+    assert got["messages"] or got["status"] & InterruptBit.USED_BUFFER.value, got
+
+
+@pytest.mark.parametrize("cycle", [0, 1, 2], ids=["request-cycle", "ack-cycle", "after"])
+def test_event_in_the_cycle_of_enable_is_sent_once(cycle):
+    """decisions.md D6a, the ENABLE half: ENABLE takes effect in its ack cycle (request cycle +
+    1). An event before it goes into InterruptStatus, which ENABLE hands to MSI; one in the ack
+    cycle goes to MSI, not into an InterruptStatus that nobody reads while MSI is enabled; one
+    after it to MSI. Each way: one message, InterruptStatus 0 and the wired interrupt low."""
+    got = _switch_with_an_event(MsiCmdV2.ENABLE, cycle, 3,
+                                name=f"event_in_the_cycle_of_enable_is_sent_once_{cycle}")
     assert got == {"messages": 1, "irq": 0, "status": 0}, got
