@@ -175,7 +175,8 @@ def lut4_by_submodule(il_path, family, workdir):
 
 def lut4_of_stat(text, family):
     """Module name -> LUT4 in its own logic, from the text of Yosys's ``stat`` on a design that
-    is not flattened (modules without a LUT4 are left out)."""
+    is not flattened (modules without a LUT4 are left out). A text with no LUT4 count at all is
+    a :exc:`ValueError` (a Yosys whose ``stat`` reads differently), not an empty breakdown."""
     (lut,) = _CELLS[family]["lut4"]
     counts, module = {}, None
     for line in text.splitlines():
@@ -186,6 +187,8 @@ def lut4_of_stat(text, family):
             module = match.group(1)
         elif module and (match := re.fullmatch(rf"(\d+)\s+{lut}", line)):
             counts[module] = int(match.group(1))
+    if not counts:
+        raise ValueError(f"no {lut} count per module in this Yosys stat output")
     return counts
 
 

@@ -107,6 +107,8 @@ def test_lut4_by_submodule_reads_each_modules_own_count_from_yosys_stat():
     assert lut4_of_stat(text, "ice40") == {"top.core": 1463, "top.core.fifo": 134}
     assert lut4_of_stat(text.replace("SB_LUT4", "LUT4"), "ecp5") == \
         {"top.core": 1463, "top.core.fifo": 134}
+    with pytest.raises(ValueError, match=r"no SB_LUT4 count per module in this Yosys stat output"):
+        lut4_of_stat(text.replace("SB_LUT4", "SB_LUT"), "ice40")
 
 
 def test_logic_depth_counts_luts_between_flip_flops(tmp_path):
