@@ -451,8 +451,7 @@ def connect_blk(m, transport, engine, device):
     host bus, the engine's bus master and the disk port are the caller's)."""
     engine.connect_transport(m, transport.device)
     wiring.connect(m, transport.device.config, device.config)
-    m.d.comb += [transport.device.needs_reset.eq(engine.needs_reset),
-                 device.reset.eq(transport.device.reset), device.abort.eq(engine.abort),
+    m.d.comb += [device.reset.eq(transport.device.reset), device.abort.eq(engine.abort),
                  engine.error.eq(device.error)]
     wiring.connect(m, engine.request, device.request)
     wiring.connect(m, engine.read, device.read)

@@ -29,11 +29,14 @@ class PackerInput(data.Struct):
 
 
 class ReadBeat(data.Struct):
-    """Four bytes of a chain's readable part (fewer in the ``last`` beat), first byte lowest.
+    """``count`` bytes of a chain's readable part, first byte lowest: 4 in every beat but the
+    ``last``, 1 to 4 in the ``last`` (the lanes beyond its bytes are unspecified).
 
-    The lanes of the ``last`` beat beyond its bytes are unspecified."""
-    data: 32
-    last: 1
+    The same fields as :class:`WriteBeat`: device logic that forwards read bytes as write bytes
+    connects one to the other."""
+    data:  32
+    count: 3
+    last:  1
 
 
 class WriteBeat(data.Struct):
@@ -81,7 +84,7 @@ class Packer(wiring.Component):
     i : In(stream.Signature(PackerInput))
         The bytes read from the bus, in order.
     o : Out(stream.Signature(ReadBeat))
-        Dense beats: 4 bytes each, ``last`` on the beat with the run's last byte.
+        Dense beats: 4 bytes each, ``last`` on the beat with the run's last byte (1 to 4).
     done : Out(1)
         Every byte of the run has been sent.
     """
@@ -121,13 +124,16 @@ class Packer(wiring.Component):
             m.d.sync += [held.eq(0), flush.eq(0), ended.eq(self.empty), out_valid.eq(0)]
         with m.Elif(flush & free):
             # joined holds the residue in its low lanes: one source for the output register.
-            m.d.sync += [out.data.eq(joined), out.last.eq(1), out_valid.eq(1), flush.eq(0)]
+            m.d.sync += [out.data.eq(joined), out.count.eq(held), out.last.eq(1),
+                         out_valid.eq(1), flush.eq(0)]
         with m.Elif(self.i.valid & self.i.ready):
             m.d.sync += ended.eq(self.i.p.last)
             with m.If(total[2] | self.i.p.last):
-                m.d.sync += [out.data.eq(joined), out.last.eq(self.i.p.last & (total <= 4)),
+                fits = total <= 4               # the run's last bytes all go in this beat
+                m.d.sync += [out.data.eq(joined), out.last.eq(self.i.p.last & fits),
+                             out.count.eq(Mux(self.i.p.last & fits, total, 4)),
                              out_valid.eq(1), residue.eq(rotated[:24]), held.eq(total[:2]),
-                             flush.eq(self.i.p.last & (total > 4))]
+                             flush.eq(self.i.p.last & ~fits)]
             with m.Else():
                 m.d.sync += [residue.eq(joined[:24]), held.eq(total[:2])]
         return m

@@ -92,7 +92,7 @@ check, DESC_CHECK's sums over two cycles, one-hot registered request flags, a de
 answers tagged with their request's kind.
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Array, Assert, Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -135,8 +135,13 @@ class RingError:
 _DESC_F_NEXT, _DESC_F_WRITE, _DESC_F_INDIRECT = 1, 2, 4
 _AVAIL_F_NO_INTERRUPT = 1
 
-#: Requests the bus master keeps in flight (the issue asks for at least 2 reads).
+#: Requests the bus master keeps in flight.
 OUTSTANDING = 4
+
+#: What a simulation reports when a target on the engine's bus breaks its contract.
+BUS_RULE = ("VirtqueueEngine.bus: ack or err with no request in flight; the target must answer "
+            "a request at the earliest in the cycle after it takes it (pipelined Wishbone, "
+            "see the engine's bus member)")
 
 
 class _Descriptor(data.Struct):
@@ -235,14 +240,18 @@ class VirtqueueEngine(wiring.Component):
     def max_chain(self):
         return self._max_chain
 
-    def connect_transport(self, m, device):
+    def connect_transport(self, m, device, *, needs_reset=None):
         """Wire the engine to ``device``, a transport's device port (``transport.device``):
-        queues, notifications, reset and the negotiated EVENT_IDX; ``needs_reset`` is left to
-        the caller, who may OR in device logic's own."""
+        queues, notifications, reset, the negotiated EVENT_IDX and DEVICE_NEEDS_RESET.
+
+        ``needs_reset``, if given, is device logic's own pulse (a 1-bit value), ORed with the
+        engine's: the transport's ``needs_reset`` input has one driver, this method."""
         wiring.connect(m, device.queues, self.queues)
         wiring.connect(m, device.notify, self.notify)
+        extra = 0 if needs_reset is None else needs_reset
         m.d.comb += [self.reset.eq(device.reset),
-                     self.event_idx.eq(device.features[Feature.RING_EVENT_IDX])]
+                     self.event_idx.eq(device.features[Feature.RING_EVENT_IDX]),
+                     device.needs_reset.eq(self.needs_reset | extra)]
 
     def elaborate(self, platform):
         m = Module()
@@ -297,6 +306,10 @@ class VirtqueueEngine(wiring.Component):
         m.d.comb += [issued.eq(bus.stb & ~bus.stall),
                      answered.eq((bus.ack | bus.err) & (outstanding != 0))]
         m.d.sync += outstanding.eq(outstanding + issued - answered)
+        # The target's side of the contract, checked in simulation: an answer with nothing in
+        # flight is one given in the cycle its request was taken (or never asked for), which
+        # the engine cannot count (it would hang waiting for it).
+        m.d.sync += Assert(~(bus.ack | bus.err) | (outstanding != 0), BUS_RULE)
         # Nothing in flight from the next cycle on, where the state issues no request (WRITE with
         # the unpacker done, USED after used.idx): timing, no path from the request's decision
         # (and the bus's stall) through the count to the next state.
@@ -481,6 +494,30 @@ class VirtqueueEngine(wiring.Component):
             packer.empty.eq(no_readable),
         ]
 
+        # Device logic holds a chain from the request's handshake until it ends the chain (its
+        # last write beat taken, or ``error``) or the engine drops it (``abort``). ``error``
+        # counts only then, and ``abort`` pulses only then: each chain taken ends exactly once.
+        holding = Signal()
+        handshake = Signal()
+        refused = Signal()
+        completed = Signal()
+        m.d.comb += [
+            handshake.eq(self.request.valid & self.request.ready),
+            refused.eq(self.error & (holding | handshake)),
+            completed.eq(self.write.valid & self.write.ready & self.write.p.last),
+        ]
+        with m.If(handshake & ~refused):
+            m.d.sync += holding.eq(1)
+        with m.If(refused | completed | self.abort):
+            m.d.sync += holding.eq(0)
+
+        def drop():
+            """The chain is gone: device logic is told if it holds it, and the data path is
+            emptied, so that no beat of it is offered after ``abort`` (a device that takes
+            read beats from the next handshake on would count it as the next chain's)."""
+            m.d.comb += [self.abort.eq(holding), packer.load.eq(1), unpacker.clear.eq(1),
+                         fifo_clear.eq(1)]
+
         def offer():
             """Offer the chain to device logic (from the cycle its last descriptor is stored
             until taken); the data phase starts with the store's first descriptor."""
@@ -512,7 +549,7 @@ class VirtqueueEngine(wiring.Component):
         def guard(holding=False):
             """The end of every chain state, in priority order (the last assignment wins)."""
             if holding:
-                with m.If(self.error):
+                with m.If(refused):
                     fault(RingError.DEVICE)
             with m.If(bus.err & answered):
                 fault(RingError.BUS)
@@ -845,13 +882,14 @@ class VirtqueueEngine(wiring.Component):
                 with m.If(self.reset):
                     m.next = "DRAIN"
                 with m.Elif(outstanding == 0):
-                    m.d.comb += [self.needs_reset.eq(1), self.abort.eq(1)]
+                    m.d.comb += self.needs_reset.eq(1)
+                    drop()
                     m.d.sync += broken.eq(1)
                     m.next = "IDLE"
 
             with m.State("DRAIN"):
                 with m.If(outstanding == 0):
-                    m.d.comb += self.abort.eq(1)
+                    drop()
                     m.next = "IDLE"
 
         with m.If(new_chain):

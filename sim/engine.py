@@ -7,7 +7,9 @@
 * a driver model of the transport's device side: ``queues`` set directly
   (:meth:`EngineBench.set_queue`), notifications offered on ``notify``;
 * a device model on the engine's streams (:class:`StreamDevice`): it takes every request, reads
-  its readable bytes (with random back-pressure if asked for) and writes what ``respond`` returns.
+  its readable bytes (with random back-pressure if asked for) and writes what ``respond`` returns;
+  it also checks the engine's side of the streams' contract (decisions.md D11h), and the bench
+  fails on a breach.
 
 It records the requests, the ``used`` pulses and the ``needs_reset`` pulses, and every wait it
 offers is bounded (:exc:`TimeoutError` naming what it waited for).
@@ -38,7 +40,9 @@ class Request:
     writable: int
     data: bytes = b""           # the readable bytes as the device got them
     written: int = 0            # bytes the device sent back
-    complete: bool = False
+    complete: bool = False      # its last write beat was taken
+    refused: bool = False       # the device raised ``error`` for it
+    aborted: bool = False       # the engine dropped it (``abort``)
 
 
 def _beats(payload):
@@ -61,7 +65,8 @@ def _ragged_beats(payload, rng):
 
 
 class StreamDevice:
-    """Device logic on the engine's ``request``, ``read`` and ``write`` streams.
+    """Device logic on the engine's ``request``, ``read`` and ``write`` streams, and a monitor
+    of the engine's side of that contract (decisions.md D11h).
 
     Parameters
     ----------
@@ -74,38 +79,73 @@ class StreamDevice:
     ragged : bool
         Write in beats of 1 to 4 bytes at random, and end with an empty ``last`` beat (else 4
         bytes a beat, ``last`` on the last).
+    eager : bool
+        Hold ``read.ready`` high in every cycle, whether or not a chain is held (else only while
+        the chain held has bytes left to read).
     seed : int
+
+    A test steers it through :attr:`paused` (no read beat taken while set) and
+    :meth:`refuse_now`. Every breach of the engine's side is kept in :attr:`violations` (the
+    bench fails on any): a read beat taken while no chain with bytes left is held, a beat whose
+    ``count`` or ``last`` is not what the chain's ``readable`` total leaves, an ``abort`` while
+    no chain is held.
     """
 
-    def __init__(self, respond, *, refuse=None, backpressure=0.0, ragged=False, seed=0):
+    def __init__(self, respond, *, refuse=None, backpressure=0.0, ragged=False, eager=False,
+                 seed=0):
         self.respond = respond
         self.refuse = refuse
         self.backpressure = backpressure
+        self.eager = eager
         self.random = random.Random(seed)
         self.beats = (lambda payload: _ragged_beats(payload, self.random)) if ragged else _beats
         self.requests = []
+        self.violations = []
+        self.paused = False
+        self.take_requests = True
+        self.cycle = 0
+        self._refuse_now = False
+
+    def refuse_now(self):
+        """Raise ``error`` in the next cycle for the chain held (D11 case 10 from the device)."""
+        self._refuse_now = True
 
     def _pause(self):
         return self.backpressure and self.random.random() < self.backpressure
 
+    def _take_beat(self, current, beat):
+        left = 0 if current is None else current.readable - len(current.data)
+        if left <= 0:
+            self.violations.append(f"cycle {self.cycle}: a read beat taken while no chain with "
+                                   f"bytes left to read is held")
+            return
+        if (beat.count, beat.last) != (min(4, left), int(left <= 4)):
+            self.violations.append(f"cycle {self.cycle}: a read beat of count {beat.count}, "
+                                   f"last {beat.last} with {left} bytes left")
+        current.data += beat.data.to_bytes(4, "little")[:min(4, left)]
+
     async def run(self, ctx, engine):
         beats = []
         current = None
-        want = 0
         ctx.set(engine.request.ready, 1)
         signals = (engine.request.valid, engine.request.p, engine.read.valid, engine.read.p,
                    engine.write.ready, engine.abort)
         async for _, _, req_valid, req, rd_valid, rd, wr_ready, abort in \
                 ctx.tick().sample(*signals):
+            self.cycle += 1
             ctx.set(engine.error, 0)
-            if abort:
+            took_request = req_valid and self._last_request_ready
+            # A beat taken in the cycle of abort, or of this device's error, is the chain's.
+            if rd_valid and self._last_read_ready:
+                self._take_beat(current, rd)
+            if current is not None and current.refused:
                 current, beats = None, []
-            took_request = req_valid and ctx.get(engine.request.ready) if current is None \
-                else False
-            if current is not None and current.readable > len(current.data) and rd_valid \
-                    and self._last_read_ready:
-                chunk = rd.data.to_bytes(4, "little")[:min(4, want - len(current.data))]
-                current.data += chunk
+            if abort:
+                if current is None:
+                    self.violations.append(f"cycle {self.cycle}: abort with no chain held")
+                else:
+                    current.aborted = True
+                current, beats = None, []
             if beats and wr_ready and self._last_write_valid:
                 beats.pop(0)
                 if not beats:
@@ -114,17 +154,21 @@ class StreamDevice:
             if took_request:
                 current = Request(req.queue, req.head, req.readable, req.writable)
                 self.requests.append(current)
-                want = current.readable
                 if self.refuse is not None and self.refuse(current):
-                    ctx.set(engine.error, 1)
-                    current = None
-            if current is not None and not beats and len(current.data) == want:
+                    self._refuse_now = True
+            if self._refuse_now and current is not None:
+                ctx.set(engine.error, 1)
+                current.refused = True
+            self._refuse_now = False
+            if current is not None and not current.refused and not beats and \
+                    len(current.data) == current.readable:
                 payload = self.respond(current)
                 current.written = len(payload)
                 beats = self.beats(payload)
-            ctx.set(engine.request.ready, int(current is None))
-            read_ready = int(current is not None and len(current.data) < want and
-                             not self._pause())
+            self._last_request_ready = int(current is None and self.take_requests)
+            ctx.set(engine.request.ready, self._last_request_ready)
+            wants = current is not None and len(current.data) < current.readable
+            read_ready = int((self.eager or wants) and not self.paused and not self._pause())
             ctx.set(engine.read.ready, read_ready)
             self._last_read_ready = read_ready
             write_valid = int(bool(beats) and not self._pause())
@@ -136,6 +180,7 @@ class StreamDevice:
             ctx.set(engine.write.valid, write_valid)
             self._last_write_valid = write_valid
 
+    _last_request_ready = 1
     _last_read_ready = 0
     _last_write_valid = 0
 
@@ -172,7 +217,7 @@ class EngineBench:
 
     Parameters
     ----------
-    respond, refuse, backpressure, ragged
+    respond, refuse, backpressure, ragged, eager
         For :class:`StreamDevice` (default: write nothing back).
     device : wiring.Component or None
         Device logic in gateware instead of :class:`StreamDevice`: it has the flipped
@@ -193,7 +238,7 @@ class EngineBench:
     """
 
     def __init__(self, *, respond=lambda request: b"", refuse=None, backpressure=0.0,
-                 ragged=False, memory_size=1 << 16, stall=0.0, latency=(1, 1), faults=(),
+                 ragged=False, eager=False, memory_size=1 << 16, stall=0.0, latency=(1, 1), faults=(),
                  seed=0, on_write=None, spurious=0.0, event_idx=False, device=None,
                  connect=None, processes=(), **engine):
         engine.setdefault("num_queues", 1)
@@ -204,7 +249,7 @@ class EngineBench:
                                      seed=seed, on_write=on_write, spurious=spurious)
         self.gateware = device
         self.device = StreamDevice(respond, refuse=refuse, backpressure=backpressure,
-                                   ragged=ragged, seed=seed + 1)
+                                   ragged=ragged, eager=eager, seed=seed + 1)
         self.dut = self.engine if device is None else _WithDevice(self.engine, device, connect)
         self.processes = list(processes)
         self.event_idx = event_idx
@@ -286,3 +331,5 @@ class EngineBench:
         simulate(self.dut, setup, background=background, name=name, waves=waves,
                  traces=engine_traces(self.engine), cycles=10_000_000)
         assert not self.memory.violations, self.memory.violations
+        if self.gateware is None:
+            assert not self.device.violations, self.device.violations

@@ -34,7 +34,7 @@ def test_packer_makes_dense_beats_from_words_at_any_lane(seed):
     async def sink(ctx):
         async for _, _, valid, beat in ctx.tick().sample(dut.o.valid, dut.o.p):
             if valid and ctx.get(dut.o.ready):
-                got.append((beat.data, beat.last))
+                got.append((beat.data, beat.count, beat.last))
             ctx.set(dut.o.ready, rng.random() < 0.7)
 
     async def testbench(ctx):
@@ -64,9 +64,12 @@ def test_packer_makes_dense_beats_from_words_at_any_lane(seed):
                 ctx.set(dut.i.valid, 0)
             await ctx.tick().until(dut.done)
             assert len(got) == (len(payload) + 3) // 4
-            stream = b"".join(data.to_bytes(4, "little") for data, _ in got)
+            stream = b"".join(data.to_bytes(4, "little") for data, _, _ in got)
             assert stream[:len(payload)] == payload
-            assert [last for _, last in got] == [False] * (len(got) - 1) + [True] * bool(got)
+            assert [last for _, _, last in got] == [False] * (len(got) - 1) + [True] * bool(got)
+            # Every beat but the last carries 4 bytes, the last what is left (1 to 4).
+            tail = len(payload) - 4 * (len(got) - 1)
+            assert [count for _, count, _ in got] == [4] * (len(got) - 1) + [tail] * bool(got)
 
     _run(dut, testbench, sink)
 
