@@ -19,8 +19,8 @@ or still have work). For a chain the engine:
 2. fetches the whole chain, up to :attr:`max_chain` descriptors, into a descriptor store,
    checking every rule of decisions.md D11 before any data moves;
 3. offers a :class:`ChainRequest` on ``request`` (queue, head, readable and writable bytes);
-4. streams the readable bytes on ``read`` (every beat 4 bytes but the last, ``last`` set on it),
-   whatever the buffers' alignment;
+4. streams the readable bytes on ``read`` (every beat 4 bytes but the last, which carries 1 to
+   4; ``count`` says how many, ``last`` marks it), whatever the buffers' alignment;
 5. takes the bytes to write from ``write`` up to a beat with ``last``, and writes them into the
    writable buffers byte-exactly (bytes beyond the writable total are dropped, not written);
 6. once every data write has been acknowledged, writes the used element, and once that is
@@ -33,8 +33,12 @@ Before it stops looking at a queue with nothing new, the engine (with EVENT_IDX)
 avail_event = last_avail_idx and reads avail.idx once more: a buffer the driver added meanwhile
 is served rather than left waiting for a notification the driver suppressed (§2.7.10).
 
-Device logic consumes every ``read`` beat, then sends ``write`` beats; it may raise ``error``
-while it holds a chain, when the chain has the wrong shape for the device (D11 case 10).
+Device logic holds a chain from the ``request`` handshake until the chain ends, exactly once:
+its ``last`` write beat is taken, it raises ``error`` (the chain has the wrong shape for the
+device, D11 case 10), or ``abort`` pulses (the engine dropped it). It takes every ``read`` beat,
+then sends ``write`` beats. ``read`` offers beats only while a chain is held, so device logic
+may keep ``read.ready`` high; ``error`` while no chain is held is ignored, and ``abort`` pulses
+only while one is (decisions.md D11h).
 
 Malformed rings (decisions.md D11)
 ----------------------------------
@@ -51,8 +55,8 @@ Reset and teardown
 ------------------
 A device reset (``reset``) or QueueReady = 0 for the queue being served ends its work at once:
 no further request is issued, the requests in flight complete (their answers are dropped),
-``abort`` pulses so that device logic drops the chain, and nothing more is written to that
-queue's memory. A queue's indices restart from 0 when it is made ready again.
+``abort`` pulses if device logic holds the chain, nothing of the chain is offered on ``read``
+from then on, and nothing more is written to that queue's memory. A queue's indices restart from 0 when it is made ready again.
 
 Latency
 -------
@@ -180,16 +184,22 @@ class VirtqueueEngine(wiring.Component):
     bus : Out(wishbone.Signature(addr_width=addr_width, features=("err", "stall")))
         Guest memory, Wishbone B4 pipelined, up to :data:`OUTSTANDING` requests in flight.
         Answers (``ack`` or ``err``) come in order, at the earliest in the cycle after the
-        request is taken; one with nothing in flight is ignored. An answer may bring the next
-        request in its own cycle (used.idx on the element's acknowledge), so an ``ack`` must
-        not depend on ``stb`` in the same cycle (a target registers it).
+        request is taken: an answer may bring the next request in its own cycle (used.idx on
+        the element's acknowledge), so an ``ack`` must not depend on ``stb`` in the same cycle
+        (a target registers it). An answer with nothing in flight fails a simulation with
+        :data:`BUS_RULE` (decisions.md D11i).
     request : Out(stream.Signature(ChainRequest))
+        A chain; device logic holds it from the handshake on. A request not yet taken is
+        withdrawn by a reset or teardown.
     read : Out(stream.Signature(ReadBeat))
+        The chain's readable bytes; beats only while device logic holds a chain.
     write : In(stream.Signature(WriteBeat))
+        The bytes to write; the beat with ``last`` completes the chain.
     error : In(1)
-        Device logic refuses the chain it holds (D11 case 10).
+        Device logic refuses the chain it holds (D11 case 10); ignored while it holds none.
     abort : Out(1)
-        One-cycle pulse: the chain device logic holds is gone (reset, teardown, malformed ring).
+        One-cycle pulse: the chain device logic holds is gone (reset, teardown, malformed ring);
+        never while it holds none, and nothing of that chain is offered after it.
     busy : Out(1)
         The engine has work in progress or waiting.
 

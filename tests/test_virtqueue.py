@@ -171,6 +171,89 @@ def test_the_avail_index_is_not_read_again_while_buffers_seen_remain():
     assert len(ring.used()) == 4
 
 
+def test_several_buffers_added_on_the_second_lap_are_served_in_order():
+    # A ring of 4: a chain of 2 descriptors and one of 1 on the first lap, then four buffers at
+    # once behind one notification, their ring entries wrapping past the end (the engine reads
+    # each next entry ahead while it returns the one before), then one more past the wrap.
+    bench = EngineBench(respond=lambda request: request.data[::-1])
+    ring = bench.ring(0, size=4, base=RING)
+    payloads = [bytes([i + 1] * 3 + [0x10 * i]) for i in range(7)]
+    chains = [[(DATA + 0x40 * i, 4, False)] for i in range(7)]
+    chains[0].append((DATA + 0x400, 4, True))
+    for i, payload in enumerate(payloads):
+        bench.guest.write(DATA + 0x40 * i, payload)
+
+    used = []
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        for batch in (chains[:2], chains[2:6], chains[6:]):
+            for chain in batch:
+                ring.add(chain)
+            await bench.notify(ctx, 0)
+            await bench.until_idle(ctx)
+            used.extend(ring.used())            # before the next lap overwrites the elements
+    bench.run(testbench)
+    heads = [0, 2, 3, 0, 1, 2, 3]               # descriptors taken in turn from index 0
+    assert [r.head for r in bench.requests] == heads
+    assert [r.data for r in bench.requests] == payloads
+    assert used == [(0, 4)] + [(head, 0) for head in heads[1:]]
+    assert bench.guest.read(DATA + 0x400, 4) == payloads[0][::-1]
+
+
+def test_a_ring_filled_at_once_is_served():
+    # QueueNum buffers published behind one notification are legal (D11 case 1 is one more).
+    bench = EngineBench(respond=echo)
+    ring = serve(bench, [[(DATA + 0x10 * i, 4, False)] for i in range(8)])
+    assert ring.used() == [(i, 0) for i in range(8)]
+    assert bench.events.needs_reset == []
+
+
+def test_a_next_field_is_ignored_without_the_next_flag():
+    # §2.7.5: next is meaningful only with NEXT; a driver may leave garbage in it (QueueNum or
+    # more, which with NEXT would be D11 case 3).
+    bench = EngineBench(respond=lambda request: b"\x5a")
+    ring = bench.ring(0, size=8, base=RING)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.write_desc(0, DATA, 4, DESC_F_NEXT, next=1)
+        ring.write_desc(1, DATA + 0x100, 1, DESC_F_WRITE, next=0xfff7)
+        ring.publish(0)
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+    bench.run(testbench)
+    assert bench.events.needs_reset == []
+    assert ring.used() == [(0, 1)]
+    assert bench.guest.read(DATA + 0x100, 1) == b"\x5a"
+
+
+def test_a_queue_set_up_again_is_checked_again():
+    # The first-use checks (D11 case 12 here) run again after a teardown: the driver may set
+    # another QueueNum.
+    bench = EngineBench(respond=echo)
+    ring = bench.ring(0, size=8, base=RING)
+    seen = {}
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        bench.set_queue(ctx, 0, ready=False)
+        await ctx.tick()
+        fresh = bench.ring(0, size=8, base=RING + 0x4000)
+        bench.set_queue(ctx, 0, size=6)
+        fresh.add([(DATA, 4, False)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        seen["case"] = ctx.get(bench.engine.error_case)
+        seen["used"] = fresh.used()
+    bench.run(testbench)
+    assert seen["case"] == RingError.QUEUE_SIZE and seen["used"] == []
+    assert len(bench.events.needs_reset) == 1
+
+
 # --- event suppression (§2.7.7, §2.7.10) -----------------------------------------------------
 
 
@@ -219,6 +302,27 @@ def test_event_idx_publishes_avail_event_before_going_idle():
     bench = EngineBench(respond=echo, event_idx=True)
     ring = serve(bench, [[(DATA, 4, False)], [(DATA + 0x10, 4, False)]])
     assert bench.guest.read_int(ring.device + 4 + 8 * ring.size, 2) == 2
+
+
+def test_event_idx_publishes_avail_event_again_after_every_batch():
+    # avail_event is written before every stop, not only the first: a driver that honours
+    # vring_need_event would otherwise stop notifying once its index passed the stale value.
+    bench = EngineBench(respond=echo, event_idx=True)
+    ring = bench.ring(0, size=8, base=RING)
+    avail_event = ring.device + 4 + 8 * ring.size
+    seen = []
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        for batch in (1, 2, 3):
+            for i in range(batch):
+                ring.add([(DATA + 0x10 * i, 4, False)])
+            await bench.notify(ctx, 0)
+            await bench.until_idle(ctx)
+            seen.append(bench.guest.read_int(avail_event, 2))
+    bench.run(testbench)
+    assert seen == [1, 3, 6]
+    assert len(ring.used()) == 6
 
 
 def test_a_buffer_added_while_avail_event_is_published_is_not_lost():
