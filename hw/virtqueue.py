@@ -56,7 +56,8 @@ Reset and teardown
 A device reset (``reset``) or QueueReady = 0 for the queue being served ends its work at once:
 no further request is issued, the requests in flight complete (their answers are dropped),
 ``abort`` pulses if device logic holds the chain, nothing of the chain is offered on ``read``
-from then on, and nothing more is written to that queue's memory. A queue's indices restart from 0 when it is made ready again.
+from then on, and nothing more is written to that queue's memory. A queue's indices restart
+from 0 when it is made ready again.
 
 Latency
 -------

@@ -238,8 +238,8 @@ class EngineBench:
     """
 
     def __init__(self, *, respond=lambda request: b"", refuse=None, backpressure=0.0,
-                 ragged=False, eager=False, memory_size=1 << 16, stall=0.0, latency=(1, 1), faults=(),
-                 seed=0, on_write=None, spurious=0.0, event_idx=False, device=None,
+                 ragged=False, eager=False, memory_size=1 << 16, stall=0.0, latency=(1, 1),
+                 faults=(), seed=0, on_write=None, spurious=0.0, event_idx=False, device=None,
                  connect=None, processes=(), **engine):
         engine.setdefault("num_queues", 1)
         engine.setdefault("addr_width", 20)
