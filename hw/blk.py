@@ -32,7 +32,7 @@ VIRTIO_BLK_F_FLUSH. Together they bound a request's data to ``seg_max * size_max
 the time the device spends on one request.
 """
 
-from amaranth.hdl import Array, Const, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Array, Assert, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -83,6 +83,11 @@ def _words(serial):
 #: Requests the device keeps in flight on its disk port (and words it holds for the engine).
 DISK_DEPTH = 4
 
+#: What a simulation reports when the disk breaks its contract.
+DISK_RULE = ("VirtioBlkDevice.disk: ack with no request in flight; the disk must answer a request "
+             "at the earliest in the cycle after it takes it (pipelined Wishbone, see the device's "
+             "disk member)")
+
 #: The index of the zero word after the serial's five (T_GET_ID's padding, every other fill).
 ZERO_WORD = 5
 
@@ -118,7 +123,8 @@ class VirtioBlkDevice(wiring.Component):
         The sectors, word-addressed: sector ``s`` is words ``128 * s`` to ``128 * s + 127``.
         Wishbone B4 pipelined, up to :data:`DISK_DEPTH` requests in flight, whole words
         (``sel`` 0b1111); the target may stall and answer as late as it likes, in order, but
-        not in the cycle it takes the request (an ``ack`` with nothing in flight is ignored).
+        not in the cycle it takes the request (an ``ack`` with nothing in flight fails a
+        simulation with :data:`DISK_RULE`).
         A stalled request is withdrawn when the chain is given up (D18).
         From a target without waits a T_IN or T_OUT moves a word a cycle. A T_OUT's status is
         written once every write is acknowledged.
@@ -209,6 +215,8 @@ class VirtioBlkDevice(wiring.Component):
             answered.eq(disk.ack & (in_flight != 0)),
         ]
         m.d.sync += in_flight.eq(in_flight + issued - answered)
+        # The disk's side of the contract, checked in simulation (decisions.md D11i).
+        m.d.sync += Assert(~disk.ack | (in_flight != 0), DISK_RULE)
         with m.If(issued):
             m.d.sync += word.eq(word + 1)
         # T_IN: the words read wait here for the engine; a read is requested only with room
@@ -388,6 +396,15 @@ class RamDisk(wiring.Component):
 class VirtioBlk(wiring.Component):
     """Transport, virtqueue engine and virtio-blk device, wired (the disk port left out).
 
+    The caller connects three ports: ``bus`` to the CPU, ``dma`` to guest memory and ``disk``
+    to the sectors. A :class:`RamDisk` holding the whole disk is sized from the device::
+
+        disk = RamDisk(addr_width=blk.device.disk_addr_width, words=capacity * 128)
+
+    (a 512-byte sector is 128 words of 4 bytes; ``disk_addr_width`` is the narrowest word address
+    that reaches them all.) Any other pipelined Wishbone target with ``stall`` does as well, on
+    the terms of :class:`VirtioBlkDevice`'s ``disk``.
+
     Parameters
     ----------
     capacity : int
@@ -396,9 +413,23 @@ class VirtioBlk(wiring.Component):
         Word address width of the engine's bus (guest memory).
     max_chain : int
         The engine's longest chain; the device reports ``seg_max = max_chain - 2``.
+    queue_size_max : int
+        QueueNumMax of the one request queue.
     serial : bytes
     **personality
         For :class:`hw.VirtioMMIOTransport` (``msi``, ``notify_base``, ...).
+
+    Attributes
+    ----------
+    transport : hw.VirtioMMIOTransport
+        The register block (device ID 2, one queue, :data:`CONFIG_SIZE` bytes of config
+        space), offering the engine's and the device's feature bits.
+    engine : hw.virtqueue.VirtqueueEngine
+        The virtqueue engine: it reads the request queue's chains from guest memory through
+        ``dma``, hands them to ``device`` and returns them to the used ring.
+    device : VirtioBlkDevice
+        The request processing; its ``disk_addr_width`` is the word address width of ``disk``
+        and ``capacity`` its size in sectors.
 
     Members
     -------
@@ -407,7 +438,7 @@ class VirtioBlk(wiring.Component):
     irq : Out(1)
     dma : Out(wishbone.Signature(addr_width=addr_width, features=("err", "stall")))
         The engine's bus master into guest memory.
-    disk : Out(wishbone.Signature(...))
+    disk : Out(wishbone.Signature(addr_width=device.disk_addr_width, features=("stall",)))
         The device's disk port.
     msi : Out(...)
         With ``msi``: the transport's MSI stream.

@@ -3,12 +3,13 @@ never reach the disk, the status byte's place, D11 case 10 for chains of the wro
 configuration space, the RAM disk, and randomized requests of every type and shape."""
 
 import random
+import re
 import struct
 
 import pytest
 from amaranth.lib import wiring
 
-from hw.blk import BlkStatus, BlkType, RamDisk, VirtioBlk, VirtioBlkDevice
+from hw.blk import DISK_DEPTH, DISK_RULE, BlkStatus, BlkType, RamDisk, VirtioBlk, VirtioBlkDevice
 from hw.virtqueue import RingError
 from sim.busmemory import WishboneMemory
 from sim.engine import EngineBench
@@ -106,9 +107,7 @@ def sector_data(sector, count=1):
 
 @pytest.mark.parametrize("disk_timing", [
     None, dict(stall=0.4, latency=(1, 8), seed=1),
-    # a disk that also acknowledges with nothing in flight: ignored (D18)
-    dict(stall=0.4, latency=(1, 8), seed=2, spurious=0.3),
-], ids=["ram-disk", "slow-disk", "spurious-acks"])
+], ids=["ram-disk", "slow-disk"])
 def test_write_then_read_sectors(disk_timing):
     data = sector_data(3, 2)
     blk, results = serve([(BlkType.OUT, 3, data, 0), (BlkType.IN, 3, b"", 1024),
@@ -118,8 +117,16 @@ def test_write_then_read_sectors(disk_timing):
     assert results[2] == (BlkStatus.OK, data[512:], 513)
     assert blk.image[3 * 512:5 * 512] == data
     assert blk.image[:3 * 512] == bytes(3 * 512)
-    if disk_timing and disk_timing.get("spurious"):
-        assert blk.slow_disk.spurious_acks > 0
+
+
+def test_a_disk_answering_with_nothing_in_flight_fails_the_simulation():
+    # decisions.md D11i: the disk port counts an answer only with a request in flight; a disk
+    # that acknowledges otherwise (or in the cycle it takes a request) fails the simulation with
+    # a message naming the rule instead of hanging the device.
+    with pytest.raises(AssertionError, match=re.escape(DISK_RULE)) as failure:
+        serve([(BlkType.IN, 3, b"", 1024)],
+              disk_timing=dict(stall=0.4, latency=(1, 8), seed=2, spurious=0.3))
+    assert "at the earliest in the cycle after it takes it" in str(failure.value)
 
 
 def test_read_of_an_initial_image_under_wait_states():
@@ -136,8 +143,9 @@ def test_header_split_across_descriptors():
     assert results[1] == (BlkStatus.OK, data, 513)
 
 
+# (2 ** 32 - 1, 1): the last sector number of the low word; its end, 2 ** 32, needs 33 bits.
 @pytest.mark.parametrize("sector, count", [(CAPACITY, 1), (CAPACITY - 1, 2), (1 << 32, 1),
-                                           ((1 << 64) - 1, 1)])
+                                           ((1 << 64) - 1, 1), ((1 << 32) - 1, 1)])
 def test_out_of_range_write_is_ioerr_and_never_reaches_the_disk(sector, count):
     image = sector_data(0, CAPACITY)
     blk, results = serve([(BlkType.OUT, sector, sector_data(0, count), 0)], image=image)
@@ -145,18 +153,20 @@ def test_out_of_range_write_is_ioerr_and_never_reaches_the_disk(sector, count):
     assert blk.image == image
 
 
-@pytest.mark.parametrize("sector, count", [(CAPACITY, 1), (CAPACITY - 1, 2), (1 << 40, 1)])
+@pytest.mark.parametrize("sector, count", [(CAPACITY, 1), (CAPACITY - 1, 2), (1 << 40, 1),
+                                           ((1 << 32) - 1, 1)])
 def test_out_of_range_read_is_ioerr_with_zeros_and_the_status_last(sector, count):
     _, results = serve([(BlkType.IN, sector, b"", 512 * count)], image=sector_data(0, CAPACITY))
     assert results[0] == (BlkStatus.IOERR, bytes(512 * count), 512 * count + 1)
 
 
-def test_partial_sectors_are_ioerr():
+@pytest.mark.parametrize("length", [100, 256, 513])
+def test_partial_sectors_are_ioerr(length):
     image = sector_data(0, CAPACITY)
-    blk, results = serve([(BlkType.OUT, 0, b"x" * 100, 0), (BlkType.IN, 0, b"", 100)],
+    blk, results = serve([(BlkType.OUT, 0, b"x" * length, 0), (BlkType.IN, 0, b"", length)],
                          image=image)
     assert results[0] == (BlkStatus.IOERR, b"", 1)
-    assert results[1] == (BlkStatus.IOERR, bytes(100), 101)
+    assert results[1] == (BlkStatus.IOERR, bytes(length), length + 1)
     assert blk.image == image
 
 
@@ -236,6 +246,57 @@ def test_a_reset_during_disk_accesses_settles_them_and_the_next_request_is_serve
     assert blk.slow_disk.memory.read(12 * 512, 4 * 512) == image[12 * 512:]
 
 
+def test_a_t_out_status_reaches_guest_memory_only_after_every_disk_write_is_acknowledged():
+    # T_FLUSH is OK at once because a T_OUT's status is written only once the disk port has
+    # acknowledged every write of it (D18). The disk answers 40 to 60 cycles after it takes a
+    # request, far later than the engine needs to write a status byte; the check is made in the
+    # cycle the status byte lands in guest memory, not once everything is idle.
+    data = sector_data(5, 2)
+    status_at = DATA + 0x1002
+    landed = []
+
+    def on_write(access):
+        if access.address == status_at & ~3 and access.sel >> (status_at & 3) & 1:
+            landed.append(len(blk.slow_disk.writes()))
+    blk = Blk(disk_timing=dict(latency=(40, 60), seed=5), on_write=on_write)
+    bench = blk.bench
+    bench.guest.write(DATA, struct.pack("<IIQ", BlkType.OUT, 0, 5) + data)
+    bench.guest.write(status_at, b"\xaa")
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        blk.ring.add([(DATA, 16, False), (DATA + 16, len(data), False), (status_at, 1, True)])
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+    bench.run(testbench)
+    # the status byte was written once, when every one of the request's words had been written
+    # (and acknowledged: the disk model writes a word when it answers it)
+    assert landed == [len(data) // 4]
+    assert blk.ring.used() == [(0, 1)]
+    assert bench.guest.read(status_at, 1)[0] == BlkStatus.OK
+    assert blk.slow_disk.memory.read(5 * 512, len(data)) == data
+    assert len(blk.slow_disk.writes()) == len(data) // 4
+
+
+@pytest.mark.parametrize("kind", [BlkType.OUT, BlkType.IN])
+def test_the_disk_port_keeps_at_most_disk_depth_requests_in_flight(kind):
+    # D18: up to DISK_DEPTH requests in flight, so that a disk that answers L cycles after it
+    # takes a request moves DISK_DEPTH words every L cycles; never more (a target may hold no
+    # more). Counted from the disk's side: a request is in flight from the cycle it is taken
+    # to the cycle it is answered.
+    image = sector_data(0, CAPACITY)
+    requests = [(BlkType.OUT, 2, sector_data(9, 2), 0)] if kind == BlkType.OUT else \
+        [(BlkType.IN, 2, b"", 1024)]
+    blk, results = serve(requests, image=image, disk_timing=dict(latency=(10, 14), seed=6))
+    log = blk.slow_disk.log
+    most = max(sum(1 for a in log if a.taken <= cycle <= a.cycle)
+               for cycle in range(log[0].taken, log[-1].cycle + 1))
+    assert most == DISK_DEPTH
+    expected = image[2 * 512:4 * 512] if kind == BlkType.IN else b""
+    assert results == [(BlkStatus.OK, expected, len(expected) + 1)]
+    assert len(log) == 256
+
+
 def test_flush_is_ok():
     _, results = serve([(BlkType.FLUSH, 0, b"", 0)])
     assert results[0] == (BlkStatus.OK, b"", 1)
@@ -264,13 +325,14 @@ def test_a_chain_without_a_status_byte_is_d11_case_10():
     assert ring.used() == [] and len(bench.events.needs_reset) == 1
 
 
-def test_a_header_shorter_than_16_bytes_is_d11_case_10():
+@pytest.mark.parametrize("readable", [1, 12, 15])
+def test_a_header_shorter_than_16_bytes_is_d11_case_10(readable):
     blk = Blk()
     bench, ring = blk.bench, blk.ring
 
     async def testbench(ctx):
         bench.set_queue(ctx, 0)
-        ring.add([(DATA, 12, False), (DATA + 0x40, 1, True)])
+        ring.add([(DATA, readable, False), (DATA + 0x40, 1, True)])
         await bench.notify(ctx, 0)
         await bench.until_idle(ctx)
         assert ctx.get(bench.engine.error_case) == RingError.DEVICE
