@@ -18,6 +18,14 @@ Usage (from the checkout root)::
     python tests/mutation.py --only NAME ...  # some mutants (repeat --only), equivalent or not
     python tests/mutation.py -j 1 -- -n 2     # one mutant at a time, each pytest on 2 workers
     python tests/mutation.py -m "not slow"    # another marker expression for the test selection
+    python tests/mutation.py --linux          # survivors again against the Linux tests
+
+``--linux`` runs every mutant that the selected tests leave alive a second time, in the same
+mutated copy, against the tests marked ``linux`` (tests/test_linux.py: the real kernel's drivers
+against the RTL). Those that can reach the module (:data:`LINUX_TESTS`) run, each bounded by
+``--linux-timeout``; a mutant killed there is reported with the Linux test that killed it, and the
+summary counts the mutants killed only by Linux. The kernel is built (or found) in the
+checkout's build/linux/ before the first mutant and shared by every copy.
 
 It is a benchmark, not part of CI: a full run takes tens of minutes on 2 cores.
 """
@@ -56,8 +64,27 @@ FIRST = {
     "hw/notify.py": ("tests/test_notify.py",),
     "hw/logic.py": ("tests/test_notify.py", "tests/test_msi.py"),
     "hw/regmap.py": ("tests/test_reset.py", "tests/test_regmap.py"),
+    # the engine's own tests, then its randomized differential test, then the blk device on it
+    "hw/virtqueue.py": ("tests/test_virtqueue.py", "tests/test_realign.py",
+                        "tests/test_engine_differential.py", "tests/test_blk.py"),
+    "hw/realign.py": ("tests/test_realign.py", "tests/test_virtqueue.py",
+                      "tests/test_engine_differential.py", "tests/test_blk.py"),
+    "hw/blk.py": ("tests/test_blk.py", "tests/test_soc_blk.py"),
 }
 LAST = ("tests/test_differential.py",)
+
+#: ``--linux``: the file of the tests marked ``linux`` (they boot the User-Mode Linux kernel
+#: against the RTL), and the ones that can reach each module, as a pytest ``-k`` expression. Only
+#: the virtio-blk tests run the engine and the blk device in gateware; every other Linux test
+#: drives the transport with a device model in Python (sim/rng.py, sim/console.py), so running
+#: them for a mutant of the engine would cost minutes and could kill nothing. A module not listed
+#: gets every Linux test.
+LINUX_FILE = "tests/test_linux.py"
+LINUX_TESTS = {
+    "hw/virtqueue.py": "virtio_blk",
+    "hw/realign.py": "virtio_blk",
+    "hw/blk.py": "virtio_blk",
+}
 
 #: ``--hw``: the test files that drive hw/ directly (the register block, MSI, doorbells, AXI4-Lite,
 #: the driver model against it, the differential model). On a loaded machine the rest of the
@@ -240,6 +267,309 @@ MUTANTS = (
       "\"Pending interrupt causes: bit 0 used buffer, bit 1 configuration change\", 0,",
       "\"Pending interrupt causes: bit 0 used buffer, bit 1 configuration change\", 1,",
       "the register map documents a wrong reset value for InterruptStatus"),
+    # --- hw/blk.py: VirtioBlkDevice (D18) ------------------------------------------------------
+    M("blk-status-read-out-of-range-unsupp", "hw/blk.py",
+      "m.next = \"DRAIN\"        # readable bytes after the header, if any\n"
+      "                    with m.Else():\n"
+      "                        m.d.sync += status.eq(BlkStatus.IOERR)",
+      "m.next = \"DRAIN\"        # readable bytes after the header, if any\n"
+      "                    with m.Else():\n"
+      "                        m.d.sync += status.eq(BlkStatus.UNSUPP)",
+      "a T_IN out of range or of partial sectors is answered UNSUPP, not IOERR"),
+    M("blk-status-write-out-of-range-ok", "hw/blk.py",
+      "m.next = \"DISK_WRITE\"\n"
+      "                    with m.Else():\n"
+      "                        m.d.sync += status.eq(BlkStatus.IOERR)",
+      "m.next = \"DISK_WRITE\"\n"
+      "                    with m.Else():\n"
+      "                        m.d.sync += status.eq(BlkStatus.OK)",
+      "a T_OUT out of range is answered OK (the disk untouched): the write is lost silently"),
+    M("blk-status-unknown-type-ioerr", "hw/blk.py",
+      "m.d.sync += status.eq(BlkStatus.UNSUPP)",
+      "m.d.sync += status.eq(BlkStatus.IOERR)",
+      "a request of an unknown type is answered IOERR, not UNSUPP"),
+    M("blk-capacity-last-sector-refused", "hw/blk.py",
+      "(end <= self._capacity)",
+      "(end < self._capacity)",
+      "a request ending at the last sector of the disk is out of range"),
+    M("blk-capacity-one-past-the-end", "hw/blk.py",
+      "(end <= self._capacity)",
+      "(end <= self._capacity + 1)",
+      "a request ending one sector past the disk is in range (it wraps onto sector 0)"),
+    M("blk-capacity-high-word-ignored", "hw/blk.py",
+      "(header[3] == 0) & (end <= self._capacity)",
+      "(end <= self._capacity)",
+      "the sector's high word is ignored: sector 2 ** 32 + s is served as sector s"),
+    M("blk-capacity-end-wraps", "hw/blk.py",
+      "end = Signal(34)",
+      "end = Signal(32)",
+      "the request's end is computed in 32 bits: a request past sector 2 ** 32 - 1 wraps into "
+      "range"),
+    M("blk-whole-sectors-256", "hw/blk.py",
+      "whole_out = data_out[:9] == 0",
+      "whole_out = data_out[:8] == 0",
+      "a T_IN of a multiple of 256 bytes (half sectors) is served, not IOERR"),
+    M("blk-disk-ack-with-nothing-in-flight", "hw/blk.py",
+      "answered.eq(disk.ack & (in_flight != 0))",
+      "answered.eq(disk.ack)",
+      "an ack with nothing in flight is counted as an answer (D18)",
+      equivalent="under the disk's contract (decisions.md D11i) no ack comes with nothing in "
+                 "flight, and a disk that breaks it fails every simulation by the DISK_RULE "
+                 "check, mutant or not"),
+    M("blk-disk-stalled-request-counted", "hw/blk.py",
+      "in_flight.eq(in_flight + issued - answered)",
+      "in_flight.eq(in_flight + present - answered)",
+      "a request the disk stalls is counted in flight: the count never returns to 0"),
+    M("blk-disk-read-room-off-by-one", "hw/blk.py",
+      "room.eq(in_flight + sectors.level < DISK_DEPTH)",
+      "room.eq(in_flight + sectors.level <= DISK_DEPTH)",
+      "T_IN requests one read more than the word FIFO has room for"),
+    M("blk-disk-write-depth-unbounded", "hw/blk.py",
+      "present.eq(self.read.valid & (in_flight != DISK_DEPTH))",
+      "present.eq(self.read.valid)",
+      "T_OUT issues writes with DISK_DEPTH already in flight (the port's bound, D18)"),
+    M("blk-write-status-before-ack", "hw/blk.py",
+      "with m.Elif(in_flight == 0):",
+      "with m.Else():",
+      "a T_OUT's status is written before its disk writes are acknowledged (FLUSH relies on "
+      "it, D18)"),
+    M("blk-settle-skipped", "hw/blk.py",
+      "with m.If(in_flight == 0):\n                    m.next = \"IDLE\"",
+      "m.next = \"IDLE\"",
+      "a chain given up does not wait for its disk answers: they reach the next request"),
+    M("blk-fill-serial-not-zeros", "hw/blk.py",
+      "serial_word.eq(ZERO_WORD)",
+      "serial_word.eq(0)",
+      "the writable bytes of a failed read (any fill) get the serial instead of zeros"),
+    M("blk-get-id-space-padded", "hw/blk.py",
+      "ljust(20, b\"\\0\")",
+      "ljust(20, b\" \")",
+      "T_GET_ID pads a short serial with spaces, not zeros (D18)"),
+    M("blk-config-size-max-seg-max-swapped", "hw/blk.py",
+      "self._size_max,\n                                                    self._seg_max",
+      "self._seg_max,\n                                                    self._size_max",
+      "config space: size_max at 12 and seg_max at 8 (§5.2.4)"),
+    M("blk-fill-last-beat-count-4", "hw/blk.py",
+      "self.write.p.count.eq(count(data_out))",
+      "self.write.p.count.eq(4)",
+      "the last fill beat carries 4 bytes where fewer remain: they overwrite the status byte"),
+    M("blk-shape-15-byte-header", "hw/blk.py",
+      "(self.request.p.readable < 16)",
+      "(self.request.p.readable < 15)",
+      "a chain with a 15-byte header is taken, not refused (D11 case 10)"),
+    M("blk-shape-no-status-byte", "hw/blk.py",
+      " | (self.request.p.writable == 0)",
+      "",
+      "a chain with no writable byte is taken, not refused (D11 case 10)"),
+    # --- hw/virtqueue.py: VirtqueueEngine (D11) ----------------------------------------------
+    M("vq-avail-count-at-queue-num", "hw/virtqueue.py",
+      "with m.If(avail_count > size):",
+      "with m.If(avail_count >= size):",
+      "QueueNum buffers published at once are taken for case 1 (one more than QueueNum is)"),
+    M("vq-head-check-off-by-one", "hw/virtqueue.py",
+      "with m.If(~bus.err & (halfword & ~mask).any()):",
+      "with m.If(~bus.err & (halfword & ~Cat(mask, 1)).any()):",
+      "a head index equal to QueueNum is accepted (D11 case 2)"),
+    M("vq-next-checked-without-the-flag", "hw/virtqueue.py",
+      "bad_next.eq(chains & (data_in[16:] & ~mask).any())",
+      "bad_next.eq((data_in[16:] & ~mask).any())",
+      "a descriptor's next field is checked (case 3) even with NEXT clear, where it is ignored"),
+    M("vq-next-check-dropped", "hw/virtqueue.py",
+      "bad_next.eq(chains & (data_in[16:] & ~mask).any())",
+      "bad_next.eq(0)",
+      "a next field of QueueNum or more is followed (masked), not D11 case 3"),
+    M("vq-chain-one-past-max-chain", "hw/virtqueue.py",
+      "too_long.eq(chains & ((grown >= self._max_chain) | (grown >= size))),",
+      "too_long.eq(chains & ((grown > self._max_chain) | (grown >= size))),",
+      "a chain of max_chain + 1 descriptors is fetched past the store (D11 case 4)"),
+    M("vq-chain-longer-than-queue-num", "hw/virtqueue.py",
+      "too_long.eq(chains & ((grown >= self._max_chain) | (grown >= size))),",
+      "too_long.eq(chains & (grown >= self._max_chain)),",
+      "a chain longer than QueueNum (a loop in a small ring) is only caught at max_chain"),
+    M("vq-order-check-dropped", "hw/virtqueue.py",
+      "with m.Elif(seen_writable & ~writable):",
+      "with m.Elif(seen_writable & ~writable & 0):",
+      "a readable descriptor after a writable one is served (D11 case 5)"),
+    M("vq-zero-length-check-dropped", "hw/virtqueue.py",
+      "zero_length.eq(length_less.all()),",
+      "zero_length.eq(0),",
+      "a descriptor of length 0 is served (D11 case 6)"),
+    M("vq-indirect-check-dropped", "hw/virtqueue.py",
+      "with m.If(flags & _DESC_F_INDIRECT):",
+      "with m.If(flags & 0):",
+      "an INDIRECT descriptor is served as a buffer (D11 case 7)"),
+    M("vq-total-carry-dropped", "hw/virtqueue.py",
+      "with m.Elif(total_carry):",
+      "with m.Elif(total_carry & 0):",
+      "readable or writable totals beyond 2 ** 32 - 1 wrap (D11 case 11)"),
+    M("vq-buffer-end-off-bus-unchecked", "hw/virtqueue.py",
+      "off_bus.eq(address[baw:].any() | sum_last[baw:].any()),",
+      "off_bus.eq(address[baw:].any()),",
+      "a buffer that starts on the bus and runs past its top is served (wraps; D11a)"),
+    M("vq-queue-size-any-number", "hw/virtqueue.py",
+      "bad_size.eq((size == 0) | (size & mask).any())",
+      "bad_size.eq(size == 0)",
+      "a QueueNum that is not a power of two is served with a mask (D11 case 12)"),
+    M("vq-avail-ring-misalignment-unchecked", "hw/virtqueue.py",
+      "misaligned = (areas[0][:2].any() | areas[1][0] | areas[2][:2].any())",
+      "misaligned = (areas[0][:2].any() | areas[2][:2].any())",
+      "an odd Driver Area address is served (D11a)"),
+    M("vq-ring-at-the-top-refused", "hw/virtqueue.py",
+      "past_top.append(area[low:baw].all() & end[low] & (end[:low] != 0))",
+      "past_top.append(area[low:baw].all() & end[low])",
+      "a ring area ending exactly at the top of the bus is refused (D11a)"),
+    M("vq-ring-past-the-top-served", "hw/virtqueue.py",
+      "beyond = Cat(area[baw:] for area in areas).any() | Cat(past_top).any()",
+      "beyond = Cat(area[baw:] for area in areas).any()",
+      "a ring area running past the top of the bus is served (wraps to 0; D11a)"),
+    # ring positions and their wrap
+    M("vq-head-entry-unmasked", "hw/virtqueue.py",
+      "ring_entry(driver_base, avail & mask)",
+      "ring_entry(driver_base, avail)",
+      "the available ring's entry is read at last_avail, not last_avail % QueueNum (2nd lap)"),
+    M("vq-read-ahead-entry-unmasked", "hw/virtqueue.py",
+      "ring_entry(driver_base, new_used & mask)",
+      "ring_entry(driver_base, new_used)",
+      "the entry read ahead in INTERRUPT is not wrapped (2nd lap, several buffers, one notify)"),
+    M("vq-used-element-unmasked", "hw/virtqueue.py",
+      "control(device_base, slot=Cat(1, avail & mask), inc=sent[0])",
+      "control(device_base, slot=Cat(1, avail), inc=sent[0])",
+      "the used element is written at used_idx, not used_idx % QueueNum (2nd lap)"),
+    M("vq-used-event-entry-wrong", "hw/virtqueue.py",
+      "ring_entry(driver_base, size)   # used_event",
+      "ring_entry(driver_base, mask)   # used_event",
+      "used_event is read from ring[QueueNum - 1], not after the ring"),
+    # the order of the writes that return a buffer (D11d)
+    M("vq-element-before-data-acked", "hw/virtqueue.py",
+      "with m.If((unpacker.done | unpacker.ending) & packer.done & ~staged & settled):",
+      "with m.If((unpacker.done | unpacker.ending) & packer.done & ~staged):",
+      "the used element is written before every data write was acknowledged"),
+    M("vq-used-idx-before-element-acked", "hw/virtqueue.py",
+      "acked = (outstanding == 0) | ((outstanding == 1) & bus.ack & ~bus.err)",
+      "acked = 1",
+      "used.idx goes out before the element's words are acknowledged"),
+    M("vq-used-idx-over-an-error", "hw/virtqueue.py",
+      "acked = (outstanding == 0) | ((outstanding == 1) & bus.ack & ~bus.err)",
+      "acked = (outstanding == 0) | ((outstanding == 1) & (bus.ack | bus.err))",
+      "used.idx is published in the cycle the element's write fails"),
+    M("vq-used-len-words", "hw/virtqueue.py",
+      "written.eq(written + unpacker.o.p.n)]",
+      "written.eq(written + 4)]",
+      "the used length counts words, not the bytes written"),
+    # event suppression (D11e)
+    M("vq-event-idx-compares-new-index", "hw/virtqueue.py",
+      "notify = Mux(self.event_idx, halfword == avail,",
+      "notify = Mux(self.event_idx, halfword == new_used,",
+      "EVENT_IDX: the interrupt when used_event equals the new used.idx, not the old"),
+    M("vq-no-interrupt-inverted", "hw/virtqueue.py",
+      "(halfword & _AVAIL_F_NO_INTERRUPT) == 0)",
+      "(halfword & _AVAIL_F_NO_INTERRUPT) != 0)",
+      "VRING_AVAIL_F_NO_INTERRUPT read inverted"),
+    M("vq-avail-event-new-index", "hw/virtqueue.py",
+      "issue_dat.eq(avail.replicate(2))]",
+      "issue_dat.eq(new_used.replicate(2))]",
+      "avail_event is published as last_avail + 1"),
+    M("vq-avail-event-published-once", "hw/virtqueue.py",
+      "m.d.sync += [last_avail[q].eq(new_used), published.bit_select(q, 1).eq(0)]",
+      "m.d.sync += last_avail[q].eq(new_used)",
+      "avail_event is published after the first batch only, never again"),
+    M("vq-avail-event-never", "hw/virtqueue.py",
+      "with m.Elif(self.event_idx & ~published.bit_select(q, 1)):",
+      "with m.Elif(self.event_idx & ~published.bit_select(q, 1) & 0):",
+      "with EVENT_IDX the engine goes idle without publishing avail_event"),
+    M("vq-avail-recheck-skipped", "hw/virtqueue.py",
+      "published.bit_select(q, 1).eq(1)]\n                    m.next = \"AVAIL\"",
+      "published.bit_select(q, 1).eq(1)]\n                    m.next = \"IDLE\"",
+      "after publishing avail_event, avail.idx is not read again (the lost-wakeup race)"),
+    # teardown (D11f) and the contract with device logic (D11h)
+    M("vq-teardown-ignores-queue-ready", "hw/virtqueue.py",
+      "with m.If(self.reset | ~self.queues.ready.bit_select(q, 1)):",
+      "with m.If(self.reset):",
+      "QueueReady = 0 does not end the chain in hand"),
+    M("vq-request-while-not-ready", "hw/virtqueue.py",
+      "m.d.comb += serving.eq(~self.reset & self.queues.ready.bit_select(q, 1))",
+      "m.d.comb += serving.eq(1)",
+      "a request is presented in the cycle of a reset or of QueueReady = 0"),
+    M("vq-teardown-keeps-the-fault", "hw/virtqueue.py",
+      "m.d.sync += self.error_case.eq(self.error_case)",
+      "m.d.sync += []",
+      "a bus error answered in the cycle of a teardown is kept in error_case (D11f)"),
+    M("vq-queue-index-kept-after-teardown", "hw/virtqueue.py",
+      "m.d.sync += [pending[i].eq(0), checked[i].eq(0), published[i].eq(0),\n"
+      "                             last_avail[i].eq(0), shadow_avail[i].eq(0)]",
+      "m.d.sync += [pending[i].eq(0), checked[i].eq(0), published[i].eq(0),\n"
+      "                             shadow_avail[i].eq(0)]",
+      "a queue made ready again goes on from its old index, not 0"),
+    M("vq-queue-checks-kept-after-teardown", "hw/virtqueue.py",
+      "m.d.sync += [pending[i].eq(0), checked[i].eq(0), published[i].eq(0),",
+      "m.d.sync += [pending[i].eq(0), published[i].eq(0),",
+      "a queue set up again is not checked again (a new QueueNum or ring address)"),
+    M("vq-stale-beat-after-abort", "hw/virtqueue.py",
+      "m.d.comb += [self.abort.eq(holding), packer.load.eq(1), unpacker.clear.eq(1),\n"
+      "                         fifo_clear.eq(1)]",
+      "m.d.comb += self.abort.eq(holding)",
+      "a beat of a dropped chain stays offered on read after abort (the issue-21 hang)"),
+    M("vq-abort-with-no-chain-held", "hw/virtqueue.py",
+      "m.d.comb += [self.abort.eq(holding), packer.load.eq(1)",
+      "m.d.comb += [self.abort.eq(1), packer.load.eq(1)",
+      "abort pulses also when device logic holds no chain"),
+    M("vq-error-with-no-chain-held", "hw/virtqueue.py",
+      "refused.eq(self.error & (holding | handshake)),",
+      "refused.eq(self.error),",
+      "error counts while device logic holds no chain (a request offered, not taken)"),
+    M("vq-round-robin-from-queue-0", "hw/virtqueue.py",
+      "q.eq(pick), turn.eq(pick),",
+      "q.eq(pick), turn.eq(0),",
+      "queues are picked from queue 0 each time, not after the one served last (D11g)"),
+    M("vq-more-than-outstanding", "hw/virtqueue.py",
+      "credit.eq(outstanding != OUTSTANDING),",
+      "credit.eq(1),",
+      "more than OUTSTANDING requests in flight"),
+    M("vq-halfword-swapped", "hw/virtqueue.py",
+      "halfword.eq(Mux(halves[0], data_in[16:], data_in[:16]))",
+      "halfword.eq(Mux(halves[0], data_in[:16], data_in[16:]))",
+      "a 16-bit ring field is read from the wrong half of its word"),
+    # --- hw/realign.py: Packer, Unpacker -----------------------------------------------------
+    M("rl-packer-flush-count", "hw/realign.py",
+      "out.count.eq(held), out.last.eq(1),",
+      "out.count.eq(4), out.last.eq(1),",
+      "the last beat flushed from the residue says 4 bytes"),
+    M("rl-packer-last-count", "hw/realign.py",
+      "out.count.eq(Mux(self.i.p.last & fits, total, 4)),",
+      "out.count.eq(Mux(self.i.p.last, total, 4)),",
+      "a beat before a flushed last beat says more than 4 bytes"),
+    M("rl-packer-rotation", "hw/realign.py",
+      "m.d.comb += rotated.eq(_rotate(self.i.p.data, self.i.p.lo - held))",
+      "m.d.comb += rotated.eq(_rotate(self.i.p.data, self.i.p.lo + held))",
+      "a word joins the held bytes rotated the wrong way"),
+    M("rl-packer-join-lane", "hw/realign.py",
+      "Mux(held > j, _bytes(residue)[j], _bytes(rotated)[j])",
+      "Mux(held >= j, _bytes(residue)[j], _bytes(rotated)[j])",
+      "one held byte too many is kept in the joined beat"),
+    M("rl-packer-never-flushes", "hw/realign.py",
+      "flush.eq(self.i.p.last & ~fits)]",
+      "flush.eq(0)]",
+      "bytes left over after the run's last word are never sent"),
+    M("rl-unpacker-sel-unshifted", "hw/realign.py",
+      "self.o.p.sel.eq(Array(Const(s, 4) for s in (0, 1, 3, 7, 15))[take] << self.lane),",
+      "self.o.p.sel.eq(Array(Const(s, 4) for s in (0, 1, 3, 7, 15))[take]),",
+      "a word's byte selects start at lane 0, not at the destination lane"),
+    M("rl-unpacker-rotation", "hw/realign.py",
+      "self.o.p.data.eq(_rotate(window, head[:2] - self.lane)),",
+      "self.o.p.data.eq(_rotate(window, head[:2] + self.lane)),",
+      "the bytes are rotated the wrong way onto the destination lanes"),
+    M("rl-unpacker-count-unclamped", "hw/realign.py",
+      "m.d.comb += beat.eq(Mux(self.i.p.count > 4, 4, self.i.p.count))",
+      "m.d.comb += beat.eq(self.i.p.count)",
+      "a write beat's count above 4 is taken as is, not as 4"),
+    M("rl-unpacker-ending-with-bytes-held", "hw/realign.py",
+      "self.ending.eq(accept & self.i.p.last & (beat == 0) & (count == 0))",
+      "self.ending.eq(accept & self.i.p.last & (beat == 0))",
+      "an empty last beat ends the chain with bytes still held (lost)"),
+    M("rl-unpacker-overfull", "hw/realign.py",
+      "self.i.ready.eq(~ended & ((count <= 3) |",
+      "self.i.ready.eq(~ended & ((count <= 4) |",
+      "a beat is taken with 4 bytes held: the store overflows"),
 )
 
 
@@ -252,6 +582,10 @@ class Result:
     by: str = ""
     seconds: float = 0.0
     output: str = ""
+    #: The outcome came from the Linux run (``--linux``): the simulation tests let it survive.
+    linux: bool = False
+    #: Seconds of the Linux run, if there was one.
+    linux_seconds: float = 0.0
 
 
 def check_applies(mutants, root=ROOT):
@@ -289,6 +623,15 @@ def ordered_test_files(root, first=(), ignore=DEFAULT_IGNORE, only=None):
 
 
 _FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
+_TALLY = re.compile(r"^=*\s*(\d+ (?:passed|failed|errors?|skipped|deselected)\b.*?) in [\d.]+s",
+                    re.MULTILINE)
+
+
+def _tally(output):
+    """pytest's last count line ("2 passed", "1 failed, 1 passed"), so that a survivor's line
+    shows that its tests ran."""
+    found = _TALLY.findall(output)
+    return found[-1] if found else "no count"
 
 
 def run_pytest(tree, files, args, timeout, examples=None):
@@ -324,6 +667,16 @@ def pytest_args(options):
     return args + list(options.pytest)
 
 
+def _outcome(mutant, rc, by, output, seconds):
+    if rc is None:
+        return Result(mutant, "timeout", "", seconds, output)
+    if rc == 0:
+        return Result(mutant, "survived", "", seconds, output)
+    if rc in (1, 2) and by:
+        return Result(mutant, "killed", by, seconds, output)
+    return Result(mutant, "error", f"pytest exit code {rc}", seconds, output)
+
+
 def run_mutant(mutant, options, source):
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
         tree = Path(tmp) / "tree"
@@ -334,15 +687,63 @@ def run_mutant(mutant, options, source):
         target.write_text(text.replace(mutant.original, mutant.replacement))
         files = ordered_test_files(tree, FIRST.get(mutant.path, ()), options.ignore,
                                    options.tests)
-        rc, by, output, seconds = run_pytest(tree, files, pytest_args(options),
-                                             options.mutant_timeout, options.examples)
-    if rc is None:
-        return Result(mutant, "timeout", "", seconds, output)
-    if rc == 0:
-        return Result(mutant, "survived", "", seconds, output)
-    if rc in (1, 2) and by:
-        return Result(mutant, "killed", by, seconds, output)
-    return Result(mutant, "error", f"pytest exit code {rc}", seconds, output)
+        result = _outcome(mutant, *run_pytest(tree, files, pytest_args(options),
+                                              options.mutant_timeout, options.examples))
+        if options.linux and result.outcome == "survived":
+            result = run_linux(mutant, options, tree, result)
+    return result
+
+
+def _share_kernel_cache(tree):
+    """Point ``tree``'s build/linux/ at the checkout's: the copy leaves build/ out, and the
+    kernel (sim/uml/kernel.py) is cached under the build/ next to the code that asks for it,
+    keyed by its inputs, none of which is in hw/; without this every mutant would build it."""
+    cache = ROOT / "build" / "linux"
+    cache.mkdir(parents=True, exist_ok=True)
+    (tree / "build").mkdir(exist_ok=True)
+    link = tree / "build" / "linux"
+    if not link.exists():
+        link.symlink_to(cache, target_is_directory=True)
+
+
+def build_kernel(source):
+    """Build the UML kernels for ``source`` into the shared cache before any mutant runs (a
+    few minutes the first time, seconds once cached), so that no Linux run pays for it inside
+    its timeout. Returns (ok, output)."""
+    _share_kernel_cache(source)
+    env = dict(os.environ, PYTHONPATH=str(source), PYTHONDONTWRITEBYTECODE="1")
+    # One build makes both variants (mainline and the proposal's driver patches).
+    proc = subprocess.run([sys.executable, "-m", "sim.uml", "--build"], cwd=source, env=env,
+                          capture_output=True, text=True)
+    return proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def linux_selection(mutant, options):
+    """The ``-k`` expression of the Linux tests a mutant runs against (None: all of them)."""
+    return options.linux_tests or LINUX_TESTS.get(mutant.path)
+
+
+def linux_args(selection, options):
+    args = ["-m", "linux", "--hypothesis-seed", str(options.seed)]
+    if selection:
+        args += ["-k", selection]
+    # A mutant that makes the guest hang would otherwise hold the run for the test's own bound
+    # of the boot (15 minutes for virtio-blk); a test over --linux-timeout fails, named.
+    args += ["--timeout", str(options.linux_timeout)]
+    return args + list(options.pytest)
+
+
+def run_linux(mutant, options, tree, survived):
+    """A mutant the simulation tests left alive, against the Linux tests in the same tree."""
+    _share_kernel_cache(tree)
+    rc, by, output, seconds = run_pytest(tree, [LINUX_FILE],
+                                         linux_args(linux_selection(mutant, options), options),
+                                         options.mutant_timeout)
+    result = _outcome(mutant, rc, by, survived.output + output, survived.seconds + seconds)
+    if rc == 5:     # no test selected: an error in the selection, not a survivor
+        result = Result(mutant, "error", "no Linux test selected", result.seconds, output)
+    result.linux, result.linux_seconds = True, seconds
+    return result
 
 
 def run_clean(options, source):
@@ -353,6 +754,20 @@ def run_clean(options, source):
         files = ordered_test_files(tree, (), options.ignore, options.tests)
         return run_pytest(tree, files, pytest_args(options), options.mutant_timeout,
                           options.examples)
+
+
+def run_clean_linux(killed, options, source):
+    """The unmutated tree against the Linux tests that killed mutants (run only when some did:
+    a Linux run costs minutes), or a broken kernel or co-simulation would look like kills."""
+    selections = {linux_selection(r.mutant, options) for r in killed}
+    selection = None if None in selections else " or ".join(f"({s})" for s in
+                                                            sorted(selections))
+    with tempfile.TemporaryDirectory(prefix="mutant-clean-linux-") as tmp:
+        tree = Path(tmp) / "tree"
+        _copy_tree(source, tree)
+        _share_kernel_cache(tree)
+        return run_pytest(tree, [LINUX_FILE], linux_args(selection, options),
+                          options.mutant_timeout)
 
 
 def print_table(mutants):
@@ -398,6 +813,18 @@ def main(argv=None):
                         help="seconds per mutant run (default 3600); exceeding it kills it")
     parser.add_argument("--no-clean", action="store_true",
                         help="skip the run of the unmutated tree")
+    parser.add_argument("--linux", action="store_true",
+                        help="run every mutant the selected tests leave alive again against "
+                             "the tests marked linux (they boot the UML kernel; built first "
+                             "if it is not cached in build/linux/)")
+    parser.add_argument("--linux-tests", metavar="EXPR",
+                        help="a pytest -k expression of the Linux tests for every mutant "
+                             "(default: per module, LINUX_TESTS: the virtio-blk tests for "
+                             "hw/blk.py, hw/virtqueue.py and hw/realign.py, all for the others)")
+    parser.add_argument("--linux-timeout", type=int, default=600,
+                        help="seconds per Linux test (default 600; an unmutated virtio-blk "
+                             "boot takes about 65 s on 2 cores): a test over it fails, which "
+                             "kills the mutant; --mutant-timeout bounds the whole Linux run")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     parser.add_argument("pytest", nargs="*", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -428,6 +855,11 @@ def main(argv=None):
     snapshot = tempfile.TemporaryDirectory(prefix="mutant-source-")
     source = Path(snapshot.name) / "tree"
     _copy_tree(ROOT, source)
+    if options.linux:
+        ok, output = build_kernel(source)
+        if not ok:
+            snapshot.cleanup()
+            raise SystemExit("mutation.py: --linux: the UML kernel did not build:\n" + output)
     with snapshot, ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
         clean = None if options.no_clean else pool.submit(run_clean, options, source)
         futures = [pool.submit(run_mutant, m, options, source) for m in mutants]
@@ -436,10 +868,15 @@ def main(argv=None):
             results.append(r)
             tag = " (equivalent)" if r.mutant.equivalent else ""
             by = f" by {r.by}" if r.by else ""
-            print(f"{r.outcome:<8} {r.mutant.name}{tag}{by}  [{r.seconds:.0f} s]", flush=True)
+            where = f", Linux {r.linux_seconds:.0f} s: {_tally(r.output)}" if r.linux else ""
+            print(f"{r.outcome:<8} {r.mutant.name}{tag}{by}  [{r.seconds:.0f} s{where}]",
+                  flush=True)
             if r.outcome == "error":
                 print("\n".join("    " + line for line in r.output.splitlines()[-15:]))
         clean_result = clean.result() if clean else None
+        by_linux = [r for r in results if r.linux and r.outcome in ("killed", "timeout")]
+        clean_linux = run_clean_linux(by_linux, options, source) \
+            if by_linux and not options.no_clean else None
 
     counted = [r for r in results if not r.mutant.equivalent]
     killed = [r for r in counted if r.outcome in ("killed", "timeout")]
@@ -451,6 +888,12 @@ def main(argv=None):
           f"({sum(1 for m in (mutants if options.only else MUTANTS) if m.equivalent)} "
           f"equivalent not counted), "
           f"{time.monotonic() - start:.0f} s")
+    if options.linux:
+        linux_killed = [r for r in killed if r.linux]
+        ran = [r for r in results if r.linux]
+        print(f"killed only by Linux: {len(linux_killed)} of the {len(ran)} mutants the "
+              f"simulation tests left alive" +
+              (f" ({', '.join(r.mutant.name for r in linux_killed)})" if linux_killed else ""))
     if survivors:
         print("survivors:")
         for r in survivors:
@@ -469,12 +912,22 @@ def main(argv=None):
             status = 1
         else:
             print(f"unmutated tree: passes the selection in {seconds:.0f} s")
+    if clean_linux is not None:
+        rc, by, output, seconds = clean_linux
+        if rc != 0:
+            print(f"\nTHE UNMUTATED TREE FAILS THE LINUX TESTS ({by or f'exit code {rc}'}): the "
+                  f"kills by Linux mean nothing.\n" + "\n".join(output.splitlines()[-20:]))
+            status = 1
+        else:
+            print(f"unmutated tree: passes the Linux tests that killed mutants in "
+                  f"{seconds:.0f} s")
     if errors:
         status = 1
     if options.json:
         options.json.write_text(json.dumps([
             {"name": r.mutant.name, "path": r.mutant.path, "outcome": r.outcome, "by": r.by,
-             "seconds": round(r.seconds, 1), "equivalent": r.mutant.equivalent}
+             "seconds": round(r.seconds, 1), "equivalent": r.mutant.equivalent,
+             "linux": r.linux, "linux_seconds": round(r.linux_seconds, 1)}
             for r in results], indent=2) + "\n")
     return status
 
