@@ -6,7 +6,7 @@ import random
 import re
 
 import pytest
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.sim import Simulator
 
 from hw.regmap import Status
@@ -943,7 +943,8 @@ def test_a_target_answering_with_nothing_in_flight_fails_the_simulation():
 class _TransportAndEngine(Elaboratable):
     """A transport and an engine wired by ``connect_transport`` alone (no device logic)."""
 
-    def __init__(self):
+    def __init__(self, extra=None):
+        self.extra = extra
         self.transport = VirtioMMIOTransport(device_id=0x1234, vendor_id=0x1af4, num_queues=1,
                                              queue_size_max=8,
                                              device_features=VirtqueueEngine.FEATURES)
@@ -953,7 +954,7 @@ class _TransportAndEngine(Elaboratable):
         m = Module()
         m.submodules.transport = self.transport
         m.submodules.engine = self.engine
-        self.engine.connect_transport(m, self.transport.device)
+        self.engine.connect_transport(m, self.transport.device, needs_reset=self.extra)
         return m
 
 
@@ -991,6 +992,27 @@ def test_connect_transport_alone_reports_a_malformed_ring_as_device_needs_reset(
     assert seen["case"] == RingError.HEAD
     assert Status.DEVICE_NEEDS_RESET in seen["status"]
     assert seen["interrupt"] == 0b10                # the configuration-change bit
+
+
+def test_connect_transport_ors_device_logics_own_needs_reset_with_the_engines():
+    extra = Signal()
+    top = _TransportAndEngine(extra)
+    seen = {}
+
+    async def testbench(ctx):
+        driver = VirtioMMIODriver(SimMMIO(ctx, top.transport.bus))
+        await driver.add_status(Status.ACKNOWLEDGE | Status.DRIVER)
+        seen["before"] = Status(await driver.get_status())
+        ctx.set(extra, 1)
+        await ctx.tick()
+        ctx.set(extra, 0)
+        seen["after"] = Status(await driver.get_status())
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert Status.DEVICE_NEEDS_RESET not in seen["before"]
+    assert Status.DEVICE_NEEDS_RESET in seen["after"]
 
 
 # --- randomized ------------------------------------------------------------------------------
