@@ -448,6 +448,25 @@ def test_d11_case_4_chain_too_long(shape):
     assert seen["requests"] == 0
 
 
+def test_a_loop_is_caught_after_queue_num_descriptors():
+    # A chain longer than QueueNum is case 4 as soon as it is (§2.7.5.2), however large
+    # max_chain: in a ring of 4 the engine reads 4 descriptors of a loop, not max_chain.
+    bench = EngineBench(respond=echo, max_chain=16)
+    ring = bench.ring(0, size=4, base=RING)
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        for i in range(4):
+            ring.write_desc(i, DATA, 4, DESC_F_NEXT, next=(i + 1) % 4)
+        ring.publish(0)
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        assert ctx.get(bench.engine.error_case) == RingError.TOO_LONG
+    bench.run(testbench)
+    table = range(ring.desc, ring.desc + 16 * 4)
+    assert len([a for a in bench.memory.log if a.address in table]) == 4 * 4
+
+
 def test_a_chain_of_exactly_max_chain_descriptors_is_served():
     bench = EngineBench(respond=echo, max_chain=4)
     ring = serve(bench, [[(DATA + 0x10 * i, 4, False) for i in range(4)]])
@@ -579,6 +598,28 @@ def test_a_bus_error_answered_in_the_cycle_of_queue_ready_0_is_dropped_with_the_
     assert seen["served"] == [(0, 0)]
 
 
+@pytest.mark.parametrize("area", ["desc", "driver"])
+def test_a_ring_area_ending_exactly_at_the_top_of_the_bus_is_served(area):
+    # D11a: an area that ends at 2 ** (addr_width + 2) exactly lies within the bus (the
+    # descriptor table's 16 * QueueNum bytes, the available ring's 6 + 2 * QueueNum).
+    top = 1 << 22
+    bench = EngineBench(respond=echo, memory_size=top)
+    ring = bench.ring(0, size=8, base=RING)
+    length = {"desc": 16 * 8, "driver": 6 + 2 * 8}[area]
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        ring.add([(DATA, 4, False)])
+        start = getattr(ring, area)
+        bench.guest.write(top - length, bench.guest.read(start, length))
+        ctx.set(getattr(bench.engine.queues, area)[0], top - length)
+        await bench.notify(ctx, 0)
+        await bench.until_idle(ctx)
+        assert ctx.get(bench.engine.error_case) == 0
+    bench.run(testbench)
+    assert ring.used() == [(0, 0)]
+
+
 def test_a_ring_ending_at_the_top_of_the_bus_is_served():
     top = 1 << 22
     bench = EngineBench(respond=echo, memory_size=top)
@@ -586,7 +627,8 @@ def test_a_ring_ending_at_the_top_of_the_bus_is_served():
 
     async def testbench(ctx):
         bench.set_queue(ctx, 0)
-        ctx.set(bench.engine.queues.device[0], top - (6 + 8 * 8) - 2)   # 4-aligned, ends at top
+        # 4-aligned, the used ring (70 bytes) ends 2 bytes below the top: it cannot end at it
+        ctx.set(bench.engine.queues.device[0], top - (6 + 8 * 8) - 2)
         ring.add([(DATA, 4, False)])
         await bench.notify(ctx, 0)
         await bench.until_idle(ctx)
