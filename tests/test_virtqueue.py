@@ -107,15 +107,17 @@ def test_used_element_and_index_come_after_every_data_write_is_acknowledged():
     bench = EngineBench(respond=lambda request: bytes(64), latency=(1, 6), stall=0.3, seed=4)
     ring = serve(bench, [[(DATA, 64, True)], [(DATA + 0x100, 64, True)]])
     used_ring = range(ring.device, ring.device + 6 + 8 * ring.size)
-    for buffer in (range(DATA, DATA + 64), range(DATA + 0x100, DATA + 0x140)):
-        data_done = max(a.cycle for a in bench.memory.writes() if a.address in buffer)
-        used_taken = [a.taken for a in bench.memory.writes() if a.address in used_ring]
-        assert any(t > data_done for t in used_taken)
     writes = [a for a in bench.memory.writes() if a.address in used_ring]
     # element (id, len), then the index, in that order on the bus (one memory, in order)
     index_writes = [a for a in writes if a.address == ring.device]
     element_writes = [a for a in writes if a.address != ring.device]
     assert len(index_writes) == 2 and len(element_writes) == 4
+    # each chain's element is taken once its last data write is acknowledged (at the latest in
+    # that cycle), not while one is in flight
+    for buffer, elements in zip((range(DATA, DATA + 64), range(DATA + 0x100, DATA + 0x140)),
+                                (element_writes[:2], element_writes[2:]), strict=True):
+        data_done = max(a.cycle for a in bench.memory.writes() if a.address in buffer)
+        assert min(a.taken for a in elements) >= data_done
     for index_write, elements in zip(index_writes, (element_writes[:2], element_writes[2:]),
                                      strict=True):
         assert index_write.taken > max(a.taken for a in elements)
@@ -928,6 +930,44 @@ def test_abort_pulses_once_for_a_chain_device_logic_holds_and_never_otherwise(mo
                                                    [False] if "after" in moment else [])
     if moment == "teardown-after-the-last-write-beat":
         assert bench.requests[0].complete and ring.used() == []   # torn down before the used ring
+
+
+def test_error_is_ignored_while_device_logic_holds_no_chain():
+    # D11h: error counts only from the request's handshake until the chain ends. A device that
+    # raises it while a request is offered but not yet taken refuses nothing.
+    bench = EngineBench(respond=echo, latency=(1, 4))
+    ring = bench.ring(0, size=8, base=RING)
+    raised = []
+
+    async def testbench(ctx):
+        bench.set_queue(ctx, 0)
+        bench.device.take_requests = False
+        ring.add([(DATA, 8, False), (DATA + 0x100, 8, True)])
+        await bench.notify(ctx, 0)
+        await until(ctx, bench.engine.request.valid, what="the request")
+        for _ in range(5):                      # offered, not taken: error held high
+            ctx.set(bench.engine.error, 1)
+            raised.append(ctx.get(bench.engine.request.valid))
+            await ctx.tick()
+        bench.device.take_requests = True
+        await bench.until_idle(ctx)
+    bench.run(testbench)
+    assert all(raised)                          # the request stayed offered
+    assert bench.events.needs_reset == [] and bench.requests[0].refused is False
+    assert ring.used() == [(0, 8)]
+
+
+def test_no_more_than_outstanding_requests_are_in_flight():
+    # The bus master's bound, counted on the memory's side, and reached with a slow memory.
+    bench = EngineBench(respond=lambda request: bytes(256), latency=(8, 8))
+    serve(bench, [[(DATA, 256, False), (DATA + 0x400, 256, True)]])
+    events = sorted([(a.taken, 1) for a in bench.memory.log] +
+                    [(a.cycle, -1) for a in bench.memory.log])
+    level, most = 0, 0
+    for _, step in events:
+        level += step
+        most = max(most, level)
+    assert most == OUTSTANDING
 
 
 class _SameCycleTarget(Elaboratable):
