@@ -912,23 +912,19 @@ def main(argv=None):
         for r in equivalent_survivors:
             print(f"  {r.mutant.name}: {r.mutant.equivalent}")
     status = 0
-    if clean_result is not None:
-        rc, by, output, seconds = clean_result
+    for clean_run, what, failed in (
+            (clean_result, "the selection", "these results mean nothing"),
+            (clean_linux, "the Linux tests that killed mutants",
+             "the kills by Linux mean nothing")):
+        if clean_run is None:
+            continue
+        rc, by, output, seconds = clean_run
         if rc != 0:
-            print(f"\nTHE UNMUTATED TREE FAILS ({by or f'exit code {rc}'}): these results mean "
-                  f"nothing.\n" + "\n".join(output.splitlines()[-20:]))
+            print(f"\nTHE UNMUTATED TREE FAILS {what.upper()} ({by or f'exit code {rc}'}): "
+                  f"{failed}.\n" + "\n".join(output.splitlines()[-20:]))
             status = 1
         else:
-            print(f"unmutated tree: passes the selection in {seconds:.0f} s")
-    if clean_linux is not None:
-        rc, by, output, seconds = clean_linux
-        if rc != 0:
-            print(f"\nTHE UNMUTATED TREE FAILS THE LINUX TESTS ({by or f'exit code {rc}'}): the "
-                  f"kills by Linux mean nothing.\n" + "\n".join(output.splitlines()[-20:]))
-            status = 1
-        else:
-            print(f"unmutated tree: passes the Linux tests that killed mutants in "
-                  f"{seconds:.0f} s")
+            print(f"unmutated tree: passes {what} in {seconds:.0f} s")
     if errors:
         status = 1
     if options.json:

@@ -230,32 +230,6 @@ def test_a_next_field_is_ignored_without_the_next_flag():
     assert bench.guest.read(DATA + 0x100, 1) == b"\x5a"
 
 
-def test_a_queue_set_up_again_is_checked_again():
-    # The first-use checks (D11 case 12 here) run again after a teardown: the driver may set
-    # another QueueNum.
-    bench = EngineBench(respond=echo)
-    ring = bench.ring(0, size=8, base=RING)
-    seen = {}
-
-    async def testbench(ctx):
-        bench.set_queue(ctx, 0)
-        ring.add([(DATA, 4, False)])
-        await bench.notify(ctx, 0)
-        await bench.until_idle(ctx)
-        bench.set_queue(ctx, 0, ready=False)
-        await ctx.tick()
-        fresh = bench.ring(0, size=8, base=RING + 0x4000)
-        bench.set_queue(ctx, 0, size=6)
-        fresh.add([(DATA, 4, False)])
-        await bench.notify(ctx, 0)
-        await bench.until_idle(ctx)
-        seen["case"] = ctx.get(bench.engine.error_case)
-        seen["used"] = fresh.used()
-    bench.run(testbench)
-    assert seen["case"] == RingError.QUEUE_SIZE and seen["used"] == []
-    assert len(bench.events.needs_reset) == 1
-
-
 # --- event suppression (§2.7.7, §2.7.10) -----------------------------------------------------
 
 
@@ -791,9 +765,13 @@ def test_a_device_that_never_takes_read_beats_stalls_the_engine_until_a_reset():
     assert bench.memory.writes() == [] and ring.used() == []
 
 
-def test_a_queue_made_ready_again_starts_from_index_0():
+@pytest.mark.parametrize("size", [8, 6], ids=["same-queue-num", "queue-num-6"])
+def test_a_queue_made_ready_again_starts_from_index_0(size):
+    # Made ready again, a queue starts from index 0 and its first-use checks run again: the
+    # driver may have set another QueueNum (6, not a power of two, is D11 case 12).
     bench = EngineBench(respond=echo)
     ring = bench.ring(0, size=8, base=RING)
+    seen = {}
 
     async def testbench(ctx):
         bench.set_queue(ctx, 0)
@@ -803,12 +781,18 @@ def test_a_queue_made_ready_again_starts_from_index_0():
         bench.set_queue(ctx, 0, ready=False)
         await ctx.tick()
         fresh = bench.ring(0, size=8, base=RING + 0x4000)
-        bench.set_queue(ctx, 0)
+        bench.set_queue(ctx, 0, size=size)
         fresh.add([(DATA, 4, False)])
         await bench.notify(ctx, 0)
         await bench.until_idle(ctx)
-        assert fresh.used() == [(0, 0)]
+        seen["case"] = ctx.get(bench.engine.error_case)
+        seen["used"] = fresh.used()
     bench.run(testbench)
+    if size == 8:
+        assert seen == {"case": 0, "used": [(0, 0)]} and bench.events.needs_reset == []
+    else:
+        assert seen == {"case": RingError.QUEUE_SIZE, "used": []}
+        assert len(bench.events.needs_reset) == 1
 
 
 # --- the contract with device logic (D11h) --------------------------------------------------
