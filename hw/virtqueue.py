@@ -508,25 +508,25 @@ class VirtqueueEngine(wiring.Component):
         # Device logic holds a chain from the request's handshake until it ends the chain (its
         # last write beat taken, or ``error``) or the engine drops it (``abort``). ``error``
         # counts only then, and ``abort`` pulses only then: each chain taken ends exactly once.
-        holding = Signal()
+        held = Signal()                         # device logic holds a chain
         handshake = Signal()
         refused = Signal()
         completed = Signal()
         m.d.comb += [
             handshake.eq(self.request.valid & self.request.ready),
-            refused.eq(self.error & (holding | handshake)),
+            refused.eq(self.error & (held | handshake)),
             completed.eq(self.write.valid & self.write.ready & self.write.p.last),
         ]
         with m.If(handshake & ~refused):
-            m.d.sync += holding.eq(1)
+            m.d.sync += held.eq(1)
         with m.If(refused | completed | self.abort):
-            m.d.sync += holding.eq(0)
+            m.d.sync += held.eq(0)
 
         def drop():
             """The chain is gone: device logic is told if it holds it, and the data path is
             emptied, so that no beat of it is offered after ``abort`` (a device that takes
             read beats from the next handshake on would count it as the next chain's)."""
-            m.d.comb += [self.abort.eq(holding), packer.load.eq(1), unpacker.clear.eq(1),
+            m.d.comb += [self.abort.eq(held), packer.load.eq(1), unpacker.clear.eq(1),
                          fifo_clear.eq(1)]
 
         def offer():
