@@ -45,6 +45,16 @@ def serve(bench, chains, *, size=8, queue=0, notify=True):
     return ring
 
 
+async def until(ctx, signal, *, bound=500, what):
+    """Tick until ``signal`` is high (at most ``bound`` cycles, else a TimeoutError naming
+    ``what``)."""
+    for _ in range(bound):
+        await ctx.tick()
+        if ctx.get(signal):
+            return
+    raise TimeoutError(f"waited {bound} cycles for {what}")
+
+
 def snapshot(bench):
     return bytes(bench.guest.read(0, bench.guest.size))
 
@@ -505,12 +515,6 @@ def test_used_idx_is_not_published_over_a_failed_element_write(latency):
     assert not [a for a in seen["used_writes"] if a.address == probe.device]
 
 
-async def until_an_error_is_answered(ctx, bench, bound=200):
-    for _ in range(bound):
-        await ctx.tick()
-        if ctx.get(bench.engine.bus.err):
-            return
-    raise TimeoutError(f"no bus error answered in {bound} cycles")
 
 
 async def serve_a_fresh_ring(ctx, bench):
@@ -534,7 +538,7 @@ def test_a_reset_while_a_fault_drains_is_not_lost():
         bench.set_queue(ctx, 0)
         ring.add([(DATA, 16, False)])
         await bench.notify(ctx, 0)
-        await until_an_error_is_answered(ctx, bench)
+        await until(ctx, bench.engine.bus.err, bound=200, what="a bus error answered")
         await ctx.tick()                        # the reset while FAULT waits for the others
         await bench.reset(ctx)
         bench.set_queue(ctx, 0, ready=False)
@@ -558,7 +562,7 @@ def test_a_bus_error_answered_in_the_cycle_of_queue_ready_0_is_dropped_with_the_
         bench.set_queue(ctx, 0)
         ring.add([(DATA, 16, False)])
         await bench.notify(ctx, 0)
-        await until_an_error_is_answered(ctx, bench)
+        await until(ctx, bench.engine.bus.err, bound=200, what="a bus error answered")
         seen["cycle"] = bench.memory.cycle
         bench.set_queue(ctx, 0, ready=False)
         for _ in range(20):
@@ -796,14 +800,6 @@ def test_a_queue_made_ready_again_starts_from_index_0(size):
 
 
 # --- the contract with device logic (D11h) --------------------------------------------------
-
-
-async def until(ctx, signal, *, bound=500, what):
-    for _ in range(bound):
-        await ctx.tick()
-        if ctx.get(signal):
-            return
-    raise TimeoutError(f"waited {bound} cycles for {what}")
 
 
 @pytest.mark.parametrize("how", ["device-reset", "queue-ready-0", "fault", "device-error"])
